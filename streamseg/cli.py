@@ -1,0 +1,157 @@
+"""Command line: run, validate, predict, bench, tail."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from streamseg import __version__
+from streamseg.errors import ConfigError, StreamsegError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _setup_logging(getattr(args, "log_level", None) or "info")
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    except StreamsegError as exc:
+        print(f"streamseg: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamseg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon on a config file")
+    run.add_argument("config", type=Path)
+    run.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=_run)
+
+    validate = sub.add_parser("validate", help="check a config file without connecting to anything")
+    validate.add_argument("config", type=Path)
+    validate.set_defaults(func=_validate)
+
+    predict = sub.add_parser("predict", help="segment an image or a video and print JSON")
+    predict.add_argument("--model", required=True, help="model file (.onnx, .engine) or model ID")
+    predict.add_argument("--source", required=True, type=Path, help="image or video file")
+    predict.add_argument("--imgsz", type=int, help="network input size (default: from the model)")
+    predict.add_argument("--conf", type=float, default=0.25, help="minimum score (default 0.25)")
+    predict.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    predict.add_argument("--max-det", type=int, default=300, help="most detections per image (default 300)")
+    predict.add_argument("--agnostic-nms", action="store_true", help="NMS across classes")
+    predict.add_argument("--mask-format", choices=["polygon", "rle", "none"], default="polygon")
+    predict.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    predict.add_argument("--out", default="-", help="output file, or - for stdout (default)")
+    predict.set_defaults(func=_predict)
+
+    bench = sub.add_parser("bench", help="pipeline throughput against the raw engine, same run")
+    bench.add_argument("--model", required=True, help="model file or ID")
+    bench.add_argument("--source", required=True, type=Path, help="video file")
+    bench.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
+    bench.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: whole video)")
+    bench.add_argument("--no-video", action="store_true", help="leave out the annotated-video sink")
+    bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    bench.set_defaults(func=_bench)
+
+    tail = sub.add_parser("tail", help="print track events from the MQTT broker, one line each")
+    tail.add_argument("--config", type=Path, help="take broker, prefix and credentials from this config file")
+    tail.add_argument("--host", help="broker host (default: the config's, else 127.0.0.1)")
+    tail.add_argument("--port", type=int, help="broker port (default: the config's, else 1883)")
+    tail.add_argument("--prefix", help="topic prefix (default: the config's, else streamseg)")
+    tail.add_argument("--camera", help="only this camera (default: all)")
+    tail.add_argument("--limit", type=int, default=0, help="exit after this many events (default: never)")
+    tail.set_defaults(func=_tail)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from streamseg.config import load_config
+
+    config = load_config(args.config)
+    cams = ", ".join(config.cameras)
+    print(f"{args.config}: valid ({len(config.cameras)} camera(s): {cams})")
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from streamseg.config import load_config
+    from streamseg.daemon import Daemon
+
+    config = load_config(args.config)
+    if args.log_level is None:
+        logging.getLogger().setLevel(config.log_level.upper())
+    return Daemon(config, args.config).run()
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from streamseg.predict import predict
+
+    return predict(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from streamseg.bench import bench
+
+    return bench(args)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    from streamseg.tail import Tail
+
+    settings: dict = {}
+    host, port, prefix = "127.0.0.1", 1883, "streamseg"
+    if args.config is not None:
+        from streamseg.config import load_config
+
+        mqtt = load_config(args.config, check_models=False).mqtt
+        if mqtt is None:
+            raise StreamsegError(f"{args.config}: has no mqtt section")
+        host, port, prefix = mqtt.host, mqtt.port, mqtt.topic_prefix
+        tls = mqtt.tls
+        settings = {
+            "username": mqtt.username,
+            "password": mqtt.read_password(),
+            "protocol": mqtt.protocol,
+            "tls": None
+            if tls is None
+            else {
+                "ca": tls.ca and str(tls.ca),
+                "cert": tls.cert and str(tls.cert),
+                "key": tls.key and str(tls.key),
+                "insecure": tls.insecure,
+            },
+        }
+    tail = Tail(
+        args.host or host,
+        args.port or port,
+        prefix=args.prefix or prefix,
+        camera=args.camera,
+        limit=args.limit,
+        **settings,
+    )
+    return tail.run()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

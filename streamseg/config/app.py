@@ -1,0 +1,41 @@
+"""The whole config file."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from streamseg.config.base import Section
+from streamseg.config.camera import CameraConfig
+from streamseg.config.mqtt import MqttConfig
+
+CAMERA_NAME = r"^[A-Za-z0-9_-]+$"
+
+
+class AppConfig(Section):
+    mqtt: MqttConfig | None = Field(None, description="Broker to publish to; omit to publish nothing.")
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Keys merged into every camera; a camera's own keys win."
+    )
+    cameras: dict[str, CameraConfig] = Field(description="Cameras by name; the name is used in MQTT topics.")
+    stats_interval: float = Field(10.0, gt=0, description="Seconds between stats messages.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (/metrics); null: off."
+    )
+    metrics_host: str = Field(
+        "127.0.0.1", min_length=1, description="Address the metrics server listens on (0.0.0.0: every interface)."
+    )
+
+    @field_validator("cameras")
+    @classmethod
+    def _names(cls, cameras: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
+        import re
+
+        if not cameras:
+            raise ValueError("at least one camera is required")
+        bad = [name for name in cameras if not re.match(CAMERA_NAME, name)]
+        if bad:
+            raise ValueError(f"camera names may use only letters, digits, '_' and '-' (MQTT topics): {bad}")
+        return cameras

@@ -1,0 +1,58 @@
+"""Engines run one forward pass; `create_engine` picks the backend from the file type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from streamseg.engines.base import Engine, ModelInfo
+from streamseg.errors import ModelError
+
+TENSORRT_SUFFIXES = (".engine", ".plan")
+BACKENDS = ("auto", "onnxruntime", "tensorrt")
+
+__all__ = ["Engine", "ModelInfo", "create_engine", "read_model_info"]
+
+
+def create_engine(
+    path: Path,
+    *,
+    backend: str = "auto",
+    providers: list[str] | None = None,
+    threads: int | None = None,
+) -> Engine:
+    """Open a model file. backend "auto": native TensorRT for .engine/.plan, onnxruntime for .onnx.
+
+    providers (onnxruntime only): ordered short names from "tensorrt", "cuda", "cpu"; None = the best
+    available. threads: onnxruntime intra-op threads (None = onnxruntime's default).
+    """
+    path = Path(path)
+    if backend not in BACKENDS:
+        raise ModelError(f"unknown backend {backend!r} for {path}: choose from {', '.join(BACKENDS)}")
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if backend == "auto":
+        backend = "tensorrt" if path.suffix.lower() in TENSORRT_SUFFIXES else "onnxruntime"
+    if backend == "tensorrt":
+        from streamseg.engines.tensorrt_engine import TensorRTEngine
+
+        return TensorRTEngine(path)
+    from streamseg.engines.onnxruntime_engine import OnnxRuntimeEngine
+
+    return OnnxRuntimeEngine(path, providers=providers, threads=threads)
+
+
+def read_model_info(path: Path) -> ModelInfo:
+    """The model's metadata (task, names, imgsz, I/O). Opens a CPU session for ONNX files.
+
+    TensorRT engines need a GPU to report their I/O, so only the embedded Ultralytics header is read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model file not found: {path}")
+    if path.suffix.lower() in TENSORRT_SUFFIXES:
+        from streamseg.engines.tensorrt_engine import info_from_metadata, split_engine_file
+
+        meta, _ = split_engine_file(path.read_bytes())
+        return info_from_metadata(path, meta)
+    with create_engine(path, providers=["cpu"], threads=1) as engine:
+        return engine.info

@@ -1,0 +1,45 @@
+"""The engine interface: one forward pass of an exported model, whatever runs it."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the decoder needs to know about a model, read from the exported file's metadata."""
+
+    path: Path
+    task: str  # "segment" | "detect" (what the Ultralytics metadata says)
+    names: dict[int, str]  # class id -> label
+    imgsz: tuple[int, int]  # network input (height, width)
+    stride: int = 32
+    batch: int = 1  # fixed batch size of the graph; -1 when dynamic
+    input_name: str = "images"
+    input_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
+    output_names: tuple[str, ...] = ()
+    output_shapes: tuple[tuple[int | str | None, ...], ...] = ()
+
+
+class Engine(ABC):
+    """Runs a forward pass. Implementations: onnxruntime (CPU, CUDA, TensorRT EP) and native TensorRT."""
+
+    info: ModelInfo
+    name: str  # e.g. "onnxruntime[CPUExecutionProvider]" or "tensorrt", for logs and bench output
+
+    @abstractmethod
+    def infer(self, images: np.ndarray) -> list[np.ndarray]:
+        """images: NCHW, float32 RGB in 0..1, letterboxed to info.imgsz. Returns the raw outputs in graph order."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release device memory and sessions."""
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,121 @@
+"""onnxruntime engine: CPU, CUDA or TensorRT execution providers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from streamseg.engines.base import Engine, ModelInfo
+from streamseg.engines.metadata import parse_imgsz, parse_int, parse_names
+from streamseg.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+PROVIDERS = {
+    "tensorrt": "TensorrtExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "cpu": "CPUExecutionProvider",
+}
+_ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64}
+
+
+def select_providers(requested: list[str] | None, available: list[str] | None = None) -> list[str]:
+    """Map short names to onnxruntime EPs in the user's order; warn once for each one not available.
+
+    None picks every available EP in the order tensorrt, cuda, cpu. CPU always ends the list so a
+    session can always be created.
+    """
+    available = ort.get_available_providers() if available is None else available
+    if requested is None:
+        chosen = [ep for ep in PROVIDERS.values() if ep in available]
+    else:
+        chosen = []
+        for short in requested:
+            ep = PROVIDERS.get(short.lower())
+            if ep is None:
+                raise ModelError(f"unknown provider {short!r}: choose from {', '.join(PROVIDERS)}")
+            if ep in available:
+                chosen.append(ep)
+            else:
+                log.warning("onnxruntime provider %r (%s) is not available here; falling back", short, ep)
+    if PROVIDERS["cpu"] not in chosen:
+        chosen.append(PROVIDERS["cpu"])
+    return list(dict.fromkeys(chosen))
+
+
+def _session_error(path: Path, err: Exception) -> ModelError:
+    text = " ".join(str(err).split())
+    if "ConvInteger" in text and "Could not find an implementation" in text:
+        return ModelError(
+            f"cannot load model {path}: this int8 model needs onnxruntime >= 1.23 "
+            f"(installed: {ort.__version__}, no ConvInteger kernel)"
+        )
+    if "protobuf" in text.lower() or "INVALID_PROTOBUF" in text:
+        return ModelError(f"cannot load model {path}: not an ONNX file")
+    return ModelError(f"cannot load model {path}: {text[:300]}")
+
+
+class OnnxRuntimeEngine(Engine):
+    def __init__(self, path: Path, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        # onnxruntime logs to stderr at WARNING by default; errors still raise.
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=options, providers=select_providers(providers))
+        except Exception as err:  # onnxruntime raises several unrelated exception types
+            raise _session_error(path, err) from None
+        self.info = _read_info(path, self.session)
+        self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
+        self._input_name = self.info.input_name
+        self._input_dtype = self.info.input_dtype
+        self._output_names = list(self.info.output_names)
+
+    def infer(self, images: np.ndarray) -> list[np.ndarray]:
+        if images.dtype != self._input_dtype:  # e.g. float16 graphs: cast once here
+            images = images.astype(self._input_dtype)
+        return self.session.run(self._output_names, {self._input_name: images})
+
+    def close(self) -> None:
+        self.session = None  # type: ignore[assignment]
+
+
+def _read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
+    meta = session.get_modelmeta().custom_metadata_map
+    inp = session.get_inputs()[0]
+    outputs = session.get_outputs()
+    shape = list(inp.shape)
+    imgsz = parse_imgsz(meta.get("imgsz"))
+    if imgsz is None:
+        h, w = shape[2:4] if len(shape) == 4 else (None, None)
+        imgsz = (h, w) if isinstance(h, int) and isinstance(w, int) else (640, 640)
+    num_classes = _guess_num_classes(outputs, meta.get("task"))
+    batch = shape[0] if shape and isinstance(shape[0], int) else -1
+    return ModelInfo(
+        path=path,
+        task=str(meta.get("task") or ("segment" if len(outputs) == 2 else "detect")),
+        names=parse_names(meta.get("names"), num_classes),
+        imgsz=imgsz,
+        stride=parse_int(meta.get("stride"), 32),
+        batch=parse_int(meta.get("batch"), batch),
+        input_name=inp.name,
+        input_dtype=np.dtype(_ORT_DTYPES.get(inp.type, np.float32)),
+        output_names=tuple(o.name for o in outputs),
+        output_shapes=tuple(tuple(d if isinstance(d, int) else None for d in o.shape) for o in outputs),
+    )
+
+
+def _guess_num_classes(outputs: list, task: str | None) -> int | None:
+    """Without metadata: 4 box values, then classes, then 32 mask coefficients for segment graphs."""
+    shape = outputs[0].shape
+    if len(shape) != 3 or not isinstance(shape[1], int):
+        return None
+    extra = 32 if (task == "segment" or len(outputs) == 2) else 0
+    return max(shape[1] - 4 - extra, 0)

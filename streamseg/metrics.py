@@ -1,0 +1,74 @@
+"""Prometheus metrics: per-camera gauges and counters, read from the running pipelines at scrape time.
+
+Reading at scrape time (a custom collector) keeps the hot path free of metric updates and needs no global
+state: each Daemon has its own registry, served by prometheus_client's HTTP server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+if TYPE_CHECKING:
+    from streamseg.pipeline import CameraPipeline
+
+log = logging.getLogger(__name__)
+
+STATES = ("starting", "streaming", "reconnecting", "failed", "stopped")
+
+
+class CameraCollector:
+    """Yields one sample per camera (and per state for `streamseg_camera_state`) on every scrape."""
+
+    def __init__(self, cameras: Callable[[], Mapping[str, CameraPipeline]]) -> None:
+        self._cameras = cameras
+
+    def collect(self) -> Iterator[Metric]:
+        cameras = dict(self._cameras())
+        state = GaugeMetricFamily(
+            "streamseg_camera_state", "1 for the camera's current state, 0 for the others", labels=["camera", "state"]
+        )
+        fps = GaugeMetricFamily("streamseg_camera_fps", "Frames processed per second (recent)", labels=["camera"])
+        latency = GaugeMetricFamily(
+            "streamseg_camera_latency_seconds", "Capture to hand-off to the sinks (recent mean)", labels=["camera"]
+        )
+        infer = GaugeMetricFamily(
+            "streamseg_camera_inference_ms", "Mean engine time per frame, milliseconds", labels=["camera"]
+        )
+        frames = CounterMetricFamily("streamseg_camera_frames", "Frames processed", labels=["camera"])
+        decoded = CounterMetricFamily("streamseg_camera_decoded_frames", "Frames decoded", labels=["camera"])
+        dropped = CounterMetricFamily(
+            "streamseg_camera_dropped_frames", "Frames dropped because inference was behind", labels=["camera"]
+        )
+        reconnects = CounterMetricFamily("streamseg_camera_reconnects", "Reconnect attempts", labels=["camera"])
+        for name, cam in cameras.items():
+            for s in STATES:
+                state.add_metric([name, s], 1.0 if cam.state == s else 0.0)
+            fps.add_metric([name], cam.stats.fps)
+            latency.add_metric([name], cam.stats.latency_s)
+            infer.add_metric([name], cam.times.ms_per_frame()["infer"])
+            frames.add_metric([name], cam.stats.frames)
+            decoded.add_metric([name], cam.source.frames_decoded)
+            dropped.add_metric([name], cam.dropped)
+            reconnects.add_metric([name], cam.reconnects)
+        yield from (state, fps, latency, infer, frames, decoded, dropped, reconnects)
+
+
+class MetricsServer:
+    """`/metrics` over HTTP on host:port until `close()`."""
+
+    def __init__(self, cameras: Callable[[], Mapping[str, CameraPipeline]], host: str, port: int) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(CameraCollector(cameras))
+        self._server, self._thread = start_http_server(port, addr=host, registry=self.registry)
+        self.host, self.port = host, self._server.server_address[1]
+        log.info("metrics on http://%s:%d/metrics", self.host, self.port)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(5)

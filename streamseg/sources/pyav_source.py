@@ -1,0 +1,374 @@
+"""Decode a video file or a live stream with PyAV on its own thread, into a RingBuffer.
+
+A live source (rtsp, http, a device) runs a small state machine: starting -> streaming -> reconnecting ->
+streaming ... and ends only when stopped (or `failed` after `max_retries` failed attempts in a row).
+A file ends at its end (`stopped`), or `failed` when it cannot be read.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+import av
+import numpy as np
+
+from streamseg.sources.backoff import Backoff
+from streamseg.sources.hwdecode import open_decoder
+from streamseg.sources.kinds import open_args, source_kind
+from streamseg.sources.ring import RingBuffer
+from streamseg.sources.url import redact_url
+
+if TYPE_CHECKING:
+    from streamseg.config.source import SourceConfig
+
+log = logging.getLogger(__name__)
+
+OPEN_TIMEOUT_S = 10.0  # connect / read timeout handed to FFmpeg (matters for network URLs)
+_POLL_S = 0.2  # how often a producer blocked on a full ring checks for stop()
+PTS_JUMP_S = 5.0  # live: a pts step back, or forward by more than this, is a clock reset (rebased)
+
+StateCallback = Callable[[str, "str | None"], None]  # (state, error)
+
+
+class _Stopped(Exception):
+    """stop() was called while the decoding thread was waiting for a free slot."""
+
+
+class StallError(Exception):
+    """A live source delivered no frame for `stall_timeout` seconds."""
+
+
+def describe_error(url: str, exc: BaseException) -> str:
+    """One line naming the URL (password hidden) and what went wrong, never the raw URL."""
+    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    reason = reason.replace(url, redact_url(url))
+    return " ".join(f"{redact_url(url)}: {reason}".split())
+
+
+class ProbeResult(NamedTuple):
+    """Unpacks as ``width, height, fps, frame_count``."""
+
+    width: int
+    height: int
+    fps: float | None  # average frame rate, None when the container does not say
+    frame_count: int | None  # None when unknown (live streams, some containers)
+
+
+def probe(url: str, options: dict[str, str] | None = None, timeout: float = OPEN_TIMEOUT_S) -> ProbeResult:
+    """Open `url` just long enough to read its first video stream's geometry and rate.
+
+    Raises av.FFmpegError / OSError like av.open, or ValueError when there is no video stream.
+    """
+    with av.open(url, options=options or {}, timeout=timeout) as container:
+        stream = _video_stream(container)
+        rate = stream.average_rate
+        return ProbeResult(
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            fps=float(rate) if rate else None,
+            frame_count=stream.frames or None,
+        )
+
+
+def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
+    if not container.streams.video:
+        raise ValueError("no video stream")
+    return container.streams.video[0]
+
+
+class FpsGate:
+    """Let through at most `fps` frames a second, spaced evenly by pts (Frigate's detect fps).
+
+    A frame passes when its pts reaches the next due time; half a source frame of slack absorbs
+    rounding in pts. After a gap, or pts that jump back, the schedule restarts from that frame.
+    """
+
+    def __init__(self, fps: float | None, source_fps: float | None) -> None:
+        self.interval = 1.0 / fps if fps else 0.0
+        self.slack = 0.5 / source_fps if source_fps else 1e-3
+        self._due: float | None = None
+
+    def admit(self, pts: float) -> bool:
+        if self.interval == 0.0:
+            return True
+        if self._due is not None and abs(pts - self._due) <= self.interval:  # on schedule
+            if pts + self.slack < self._due:
+                return False
+            self._due += self.interval
+        else:  # first frame, a gap, or pts that jumped back: restart the schedule here
+            self._due = pts + self.interval
+        return True
+
+
+class VideoSource:
+    """One camera's decoder: `start()` runs it on a thread, frames go into `ring`.
+
+    `state` is starting, streaming, reconnecting (live only), then stopped or failed; `on_state(state, error)`
+    is called once per change, from the decoding thread. When it has ended, `ended` is true, `error` holds a
+    one-line message (password redacted) if it failed, and the ring has its end-of-stream signal.
+    Nothing raises out of the thread.
+    """
+
+    def __init__(
+        self,
+        camera: str,
+        url: str,
+        *,
+        ring: RingBuffer,
+        loop: bool = False,
+        options: dict[str, str] | None = None,
+        format: str | None = None,
+        fps: float | None = None,
+        timeout: float = OPEN_TIMEOUT_S,
+        live: bool | None = None,
+        stall_timeout: float = 10.0,
+        backoff: Backoff | None = None,
+        max_retries: int | None = None,
+        hwaccel: str = "none",
+        on_state: StateCallback | None = None,
+    ) -> None:
+        self.camera = camera
+        self.url = url
+        self.loop = loop
+        self.options = dict(options or {})
+        self.format = format
+        self.ring = ring
+        self.fps = fps
+        self.timeout = timeout
+        self.live = source_kind(url) != "file" if live is None else live
+        self.stall_timeout = stall_timeout
+        self.backoff = backoff or Backoff()
+        self.max_retries = max_retries
+        self.hwaccel = hwaccel
+        self.on_state = on_state
+        self.state = "starting"
+        self.reconnects = 0  # reconnect attempts (live)
+        self.frames_decoded = 0
+        self.frames_skipped = 0  # decoded but not published because of `fps`
+        self.bad_packets = 0  # live: packets the decoder refused (skipped, not fatal)
+        self.source_fps: float | None = None
+        self.width = 0
+        self.height = 0
+        self.error: str | None = None
+        self._ended = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._hw_warned = False
+        # pts bookkeeping: pts keep increasing across file loops, reconnects and camera clock resets
+        self._pts_offset = 0.0
+        self._last_pts: float | None = None
+        self._last_raw: float | None = None
+        self._last_wall = 0.0
+        self._rebase = False
+
+    @classmethod
+    def from_config(
+        cls,
+        camera: str,
+        cfg: SourceConfig,
+        *,
+        ring: RingBuffer,
+        fps: float | None = None,
+        on_state: StateCallback | None = None,
+    ) -> VideoSource:
+        """Build from a `SourceConfig` (streamseg.config.source)."""
+        args = open_args(
+            cfg.url,
+            timeout=cfg.timeout,
+            transport=cfg.transport,
+            format=cfg.format,
+            video_size=cfg.video_size,
+            framerate=cfg.framerate,
+            input_format=cfg.input_format,
+            live=cfg.is_live,
+            extra=cfg.options,
+        )
+        rc = cfg.reconnect
+        return cls(
+            camera,
+            cfg.url,
+            ring=ring,
+            loop=cfg.loop,
+            options=args.options,
+            format=args.format,
+            fps=fps,
+            timeout=cfg.timeout,
+            live=cfg.is_live,
+            stall_timeout=cfg.stall_timeout,
+            backoff=Backoff(rc.initial, rc.max, rc.jitter),
+            max_retries=rc.max_retries,
+            hwaccel=cfg.hwaccel,
+            on_state=on_state,
+        )
+
+    @property
+    def ended(self) -> bool:
+        return self._ended.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the source has ended; False on timeout."""
+        return self._ended.wait(timeout)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=f"source:{self.camera}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float | None = 5.0) -> None:
+        """Stop decoding; frames already in the ring stay there for the consumer to drain."""
+        self._stop.set()
+        if self.live:
+            # A live read may block up to stall_timeout: end the stream for the consumer now, the thread follows.
+            self.ring.end()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if not self._thread.is_alive():
+                self._thread = None
+
+    # -- decoding thread ---------------------------------------------------------------------------
+    def _set_state(self, state: str, error: str | None = None) -> None:
+        if state == self.state:
+            return
+        self.state = state
+        if self.on_state is not None:
+            try:
+                self.on_state(state, error)
+            except Exception:  # a broken listener must not kill the camera
+                log.exception("camera %r: state listener failed", self.camera)
+
+    def _run(self) -> None:
+        try:
+            if self.live:
+                self._run_live()
+            else:
+                self._session()
+        except _Stopped:
+            pass
+        except Exception as exc:  # any failure ends this camera only, as one readable line
+            self.error = describe_error(self.url, exc)  # logged once, by whoever owns the source
+        finally:
+            self._set_state("failed" if self.error else "stopped", self.error)
+            self._ended.set()
+            self.ring.end()
+
+    def _run_live(self) -> None:
+        """Sessions until stop(): every drop, stall or error leads to a reconnect after a backoff wait."""
+        failures = 0
+        while not self._stop.is_set():
+            decoded_before = self.frames_decoded
+            try:
+                self._session()
+                error = f"{redact_url(self.url)}: end of stream"
+            except (_Stopped, KeyboardInterrupt):
+                raise
+            except av.ExitError:  # PyAV's timeout interrupted a blocking open or read
+                error = f"{redact_url(self.url)}: timed out (no data)"
+            except Exception as exc:
+                error = describe_error(self.url, exc)
+            if self._stop.is_set():
+                return
+            if self.frames_decoded > decoded_before:  # it worked for a while: a fresh start for the backoff
+                failures = 0
+                self.backoff.reset()
+            failures += 1
+            if self.max_retries is not None and failures > self.max_retries:
+                self.error = f"{error} (gave up after {self.max_retries} retries)"
+                return
+            self._set_state("reconnecting", error)
+            delay = self.backoff.next()
+            log.debug("camera %r: %s; attempt %d in %.1f s", self.camera, error, failures, delay)
+            if self._stop.wait(delay):
+                return
+            self.reconnects += 1
+
+    def _session(self) -> None:
+        """Open, decode until end of stream (or stop), close. Raises on errors and, when live, on a stall."""
+        read_timeout = self.stall_timeout if self.live else self.timeout
+        with av.open(
+            self.url, format=self.format, options=self.options, timeout=(self.timeout, read_timeout)
+        ) as container:
+            stream = _video_stream(container)
+            # Frame threads are several times faster on files but hold back one frame per thread: live uses slices.
+            stream.thread_type = "SLICE" if self.live else "AUTO"
+            decoder, warning = open_decoder(stream, self.hwaccel)
+            if warning and not self._hw_warned:
+                log.warning("camera %r: %s", self.camera, warning)
+                self._hw_warned = True
+            rate = stream.average_rate
+            self.source_fps = float(rate) if rate else self.source_fps
+            gate = FpsGate(self.fps, self.source_fps)
+            self._rebase = True  # a new session (reconnect) may restart pts anywhere
+            self._last_raw = None
+            last_frame = time.monotonic()
+            while not self._stop.is_set():
+                decoded_before = self.frames_decoded
+                for packet in container.demux(stream):
+                    try:
+                        frames = decoder.decode(packet)
+                    except av.InvalidDataError:
+                        if not self.live:
+                            raise
+                        self.bad_packets += 1  # a damaged packet on a live stream: skip it, keep going
+                        frames = []
+                    for frame in frames:
+                        self._handle(frame, gate)
+                        last_frame = time.monotonic()
+                    if self._stop.is_set():
+                        return
+                    if self.live and time.monotonic() - last_frame > self.stall_timeout:
+                        raise StallError(f"no frame for {self.stall_timeout:g} s")
+                if not self.loop or self.live or self.frames_decoded == decoded_before:
+                    return  # end of stream (a pass with no frame never loops)
+                # Loop a file: rewind, and reset the decoder that drained itself at end of file.
+                container.seek(0)
+                decoder.flush_buffers()
+                self._rebase = True
+                self._last_raw = None
+
+    def _handle(self, frame: av.VideoFrame, gate: FpsGate) -> None:
+        capture_ts = time.time()  # when it was decoded, not when a slot came free
+        index = self.frames_decoded
+        self.frames_decoded += 1
+        if self.state != "streaming":
+            self._set_state("streaming")
+        pts = self._pts(frame)
+        if not gate.admit(pts):
+            self.frames_skipped += 1
+            return
+        image = frame.to_ndarray(format="bgr24")  # swscale writes a new buffer; this is a view of it
+        if (image.shape[1], image.shape[0]) != (self.width, self.height):
+            if self.width:  # the ring reallocates slots per size; the video sink rescales
+                log.info(
+                    "camera %r: resolution %dx%d -> %dx%d", self.camera, self.width, self.height, *image.shape[1::-1]
+                )
+            self.width, self.height = image.shape[1], image.shape[0]
+        while True:
+            got = self.ring.acquire(image.shape, timeout=_POLL_S)
+            if got is not None:
+                break
+            if self._stop.is_set() or self.ring.closed:
+                raise _Stopped
+        slot, array = got
+        np.copyto(array, image)  # the one copy: into the (possibly pinned) slot
+        self.ring.publish(slot, camera=self.camera, index=index, pts=pts, capture_ts=capture_ts)
+
+    def _pts(self, frame: av.VideoFrame) -> float:
+        """Seconds within the stream, increasing across file loops, reconnects and camera clock resets."""
+        period = 1.0 / self.source_fps if self.source_fps else 0.04
+        raw = frame.time
+        if raw is None:  # no pts (the first RTP frame, some raw streams): one period after the last
+            raw = self._last_raw + period if self._last_raw is not None else 0.0
+        jumped = self.live and self._last_raw is not None and not (0 <= raw - self._last_raw <= PTS_JUMP_S)
+        now = time.monotonic()
+        if (self._rebase or jumped) and self._last_pts is not None:
+            # Continue after the last frame: one period later for a file loop; for a live source by the
+            # wall-clock time that passed (an outage is a gap the tracker should see).
+            gap = max(period, now - self._last_wall) if self.live else period
+            self._pts_offset = self._last_pts + gap - raw
+        self._rebase = False
+        pts = raw + self._pts_offset
+        self._last_pts, self._last_raw, self._last_wall = pts, raw, now
+        return pts

@@ -1,0 +1,173 @@
+"""Config loading: defaults merge, ${VAR}, relative paths, and one clear line per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamseg.config import load_config
+from streamseg.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "cameras.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        load_config(path, check_models=False)
+    return err.value.problems
+
+
+BASE = """
+defaults:
+  model: {path: model.onnx, conf: 0.4}
+  mask_format: rle
+cameras:
+  front:
+    source: {url: video.mp4}
+"""
+
+
+def test_defaults_are_merged_and_camera_keys_win(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        BASE
+        + """
+  back:
+    source: {url: /abs/back.mp4}
+    model: {iou: 0.5, conf: 0.6}
+    mask_format: none
+""",
+    )
+    config = load_config(path, check_models=False)
+    front, back = config.cameras["front"], config.cameras["back"]
+    assert (front.model.path, front.model.conf, front.model.iou, front.mask_format) == ("model.onnx", 0.4, 0.7, "rle")
+    assert (back.model.path, back.model.conf, back.model.iou, back.mask_format) == ("model.onnx", 0.6, 0.5, "none")
+    assert config.mqtt is None  # no section: nothing is published
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "    outputs: {video: {path: out/v.mp4}, jsonl: {path: out/d.jsonl}}\n")
+    cam = load_config(path, check_models=False).cameras["front"]
+    assert cam.source.url == str(tmp_path / "video.mp4")
+    assert cam.outputs.video.path == tmp_path / "out" / "v.mp4"
+    assert cam.outputs.jsonl.path == tmp_path / "out" / "d.jsonl"
+    assert not cam.source.is_live and cam.source.policy == "block"
+
+
+def test_live_sources_drop_oldest_by_default(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("video.mp4", '"rtsp://cam.local/s1"'))
+    cam = load_config(path, check_models=False).cameras["front"]
+    assert cam.source.url == "rtsp://cam.local/s1"
+    assert cam.source.is_live and cam.source.policy == "drop_oldest"
+
+
+def test_a_recording_served_over_http_can_be_marked_not_live(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE.replace("{url: video.mp4}", '{url: "http://nas.local/clip.mp4", live: false}'))
+    source = load_config(path, check_models=False).cameras["front"].source
+    assert not source.is_live and source.policy == "block"
+
+
+def test_env_substitution_with_default_and_password_never_echoed(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("FRONT_PW", "s3cret!")
+    path = write(tmp_path, BASE.replace("video.mp4", '"rtsp://admin:${FRONT_PW}@cam/${STREAM:-s1}"'))
+    assert load_config(path, check_models=False).cameras["front"].source.url == "rtsp://admin:s3cret!@cam/s1"
+
+    bad = write(tmp_path, BASE.replace("video.mp4", '"rtspx://admin:${FRONT_PW}@cam/s1"'))
+    lines = problems(bad)
+    assert len(lines) == 1 and "cameras.front.source.url" in lines[0] and "scheme" in lines[0]
+    assert "s3cret" not in lines[0]
+
+
+def test_unset_env_var_names_field_and_variable(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("NOPE_PW", raising=False)
+    lines = problems(write(tmp_path, BASE.replace("video.mp4", '"rtsp://a:${NOPE_PW}@cam/s1"')))
+    assert lines == [f"{tmp_path / 'cameras.yaml'}: cameras.front.source.url: environment variable NOPE_PW is not set"]
+
+
+@pytest.mark.parametrize(
+    ("patch", "expected"),
+    [
+        ("    fps: -1\n", "cameras.front.fps: Input should be greater than 0"),
+        ("    sourc: {url: x}\n", "cameras.front.sourc: unknown key"),
+        ("    mask_format: bitmap\n", "cameras.front.mask_format: Input should be 'polygon', 'rle' or 'none'"),
+        ("    tracker: {type: deepsort}\n", "cameras.front.tracker.type:"),
+        ("    outputs: {video: {}}\n", "cameras.front.outputs.video.path: required key is missing"),
+    ],
+)
+def test_bad_values_name_the_field_path(tmp_path: Path, patch: str, expected: str) -> None:
+    lines = problems(write(tmp_path, BASE + patch))
+    assert len(lines) == 1, lines
+    assert expected in lines[0]
+    assert lines[0].startswith(str(tmp_path / "cameras.yaml"))
+
+
+def test_bad_value_inherited_from_defaults_says_so(tmp_path: Path) -> None:
+    lines = problems(write(tmp_path, BASE.replace("conf: 0.4", "conf: 1.5")))
+    assert "cameras.front.model.conf: Input should be less than or equal to 1" in lines[0]
+    assert "(set in defaults.model.conf)" in lines[0]
+
+
+def test_every_problem_is_reported(tmp_path: Path) -> None:
+    text = """
+mqtt: {port: 70000, qos: 3}
+cameras:
+  a: {source: {url: a.mp4}}
+  b: {source: {url: b.mp4}, model: {path: m.onnx, iou: 2}}
+"""
+    lines = problems(write(tmp_path, text))
+    joined = "\n".join(lines)
+    for where in ("mqtt.port", "mqtt.qos", "cameras.a.model: required key is missing", "cameras.b.model.iou"):
+        assert where in joined
+    assert len(lines) == 4
+
+
+def test_yaml_syntax_error_gives_the_line(tmp_path: Path) -> None:
+    lines = problems(write(tmp_path, "cameras:\n  front:\n    source: {url: a.mp4\n    fps: 5\n"))
+    assert len(lines) == 1 and "YAML syntax error" in lines[0] and "line " in lines[0]
+
+
+def test_structure_errors(tmp_path: Path) -> None:
+    assert "at least one camera" in problems(write(tmp_path, "cameras: {}\n"))[0]
+    assert "cameras: required key is missing" in problems(write(tmp_path, "mqtt: {}\n"))[0]
+    assert "mapping" in problems(write(tmp_path, "- a\n- b\n"))[0]
+    assert "camera names" in problems(write(tmp_path, BASE.replace("front:", "front/door:")))[0]
+
+
+def test_missing_model_file_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert err.value.problems == [
+        f"{path}: cameras.front.model.path: model file not found: {tmp_path / 'model.onnx'}"
+        " (set in defaults.model.path)"
+    ]
+
+
+def test_unreadable_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "nope.yaml")
+    assert "cannot read config file" in err.value.problems[0]
+
+
+def test_demo_pipeline_is_valid(seg_model: Path, bikes_mp4: Path, monkeypatch) -> None:
+    monkeypatch.setenv("STREAMSEG_SHARED", str(seg_model.parent.parent))
+    config = load_config(Path(__file__).parents[2] / "pipelines" / "demo.yaml")
+    cam = config.cameras["bikes"]
+    assert Path(cam.source.url) == bikes_mp4
+    assert cam.outputs.video is not None and cam.outputs.jsonl is not None
+
+
+def test_example_cameras_config_is_valid(monkeypatch) -> None:
+    """pipelines/cameras.example.yaml is what users copy: it must stay valid as the schema evolves."""
+    monkeypatch.setenv("FRONT_PW", "pw1")
+    monkeypatch.setenv("GARAGE_PW", "pw2")
+    config = load_config(Path(__file__).parents[2] / "pipelines" / "cameras.example.yaml", check_models=False)
+    assert set(config.cameras) == {"front", "garage"}
+    garage = config.cameras["garage"]
+    assert garage.model.path == "yolov8n-seg-640" and garage.model.conf == 0.4 and garage.fps == 10
+    assert garage.source.is_live and garage.source.options == {"rtsp_transport": "tcp"}

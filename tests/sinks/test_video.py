@@ -1,0 +1,163 @@
+"""VideoSink: bikes.mp4 through annotation + H.264 encoding, checked by decoding the output."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import supervision as sv
+from supervision.detection.compact_mask import CompactMask
+
+from streamseg.sinks.annotate import annotate, labels
+from streamseg.sinks.base import FrameResult
+from streamseg.sinks.video import VideoSink, frame_rate
+
+
+def _frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def synthetic_detections(index: int, height: int, width: int) -> sv.Detections:
+    """Two tracked objects: an ellipse mask moving right (track 12) and a square one (unconfirmed)."""
+    boxes = np.array(
+        [[40 + index % 200, 60, 160 + index % 200, 200], [400, 20, 500, 120]],
+        dtype=np.float32,
+    )
+    dense = np.zeros((2, height, width), dtype=bool)
+    yy, xx = np.mgrid[:height, :width]
+    x1, y1, x2, y2 = boxes[0]
+    cx, cy, rx, ry = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+    dense[0] = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1
+    dense[1, 20:121, 400:501] = True
+    return sv.Detections(
+        xyxy=boxes,
+        mask=CompactMask.from_dense(dense, boxes, image_shape=(height, width)),
+        confidence=np.array([0.87, 0.4], dtype=np.float32),
+        class_id=np.array([0, 2]),
+        tracker_id=np.array([12, -1]),
+        data={"class_name": np.array(["person", "car"])},
+    )
+
+
+def test_labels() -> None:
+    det = synthetic_detections(0, 272, 640)
+    assert labels(det) == ["#12 person 0.87", "car 0.40"]
+    untracked = sv.Detections(xyxy=det.xyxy, class_id=det.class_id, confidence=det.confidence)
+    assert labels(untracked) == ["0 0.87", "2 0.40"]
+
+
+def test_annotate_paints_inside_the_mask_only_near_the_objects() -> None:
+    image = np.full((272, 640, 3), 128, np.uint8)
+    det = synthetic_detections(0, 272, 640)
+    out = annotate(image.copy(), det)
+    assert (out[130, 100] != 128).any()  # centre of the ellipse mask
+    assert (out[260, 620] == 128).all()  # far from every detection
+    assert annotate(image.copy(), sv.Detections.empty()).tolist() == image.tolist()
+
+
+def test_annotate_never_materialises_full_frame_masks(monkeypatch: pytest.MonkeyPatch) -> None:
+    det = synthetic_detections(0, 272, 640)
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a CompactMask was expanded to full-frame arrays")
+
+    monkeypatch.setattr(CompactMask, "to_dense", forbidden)
+    monkeypatch.setattr(CompactMask, "__array__", forbidden)
+    getitem = CompactMask.__getitem__
+
+    def no_dense_item(self: CompactMask, index: object) -> object:
+        if isinstance(index, int | np.integer):  # mask[i] is a full-frame (H, W) array
+            forbidden()
+        return getitem(self, index)
+
+    monkeypatch.setattr(CompactMask, "__getitem__", no_dense_item)
+    out = annotate(np.zeros((272, 640, 3), np.uint8), det)
+    assert out.any()
+
+
+def test_frame_rate() -> None:
+    assert frame_rate(25.0) == 25
+    assert frame_rate(30000 / 1001) == frame_rate(29.97002997) == Fraction(30000, 1001)
+
+
+def test_video_sink_writes_an_annotated_copy(bikes_mp4: Path, tmp_path: Path) -> None:
+    frames = _frames(bikes_mp4)
+    assert len(frames) == 250
+    out_path = tmp_path / "nested" / "out" / "bikes.mp4"  # folders created by the sink
+    sink = VideoSink("bikes", out_path, fps=25.0, block_when_full=True)
+    sink.start()
+    for index, image in enumerate(frames):
+        height, width = image.shape[:2]
+        result = FrameResult(
+            camera="bikes",
+            frame=index,
+            pts=index / 25,
+            capture_ts=0.0,
+            width=width,
+            height=height,
+            detections=synthetic_detections(index, height, width),
+            image=image.copy(),
+        )
+        assert sink.submit(result)
+    sink.stop()
+    assert sink.error is None and sink.written == 250 and sink.dropped == 0
+
+    with av.open(str(out_path)) as container:
+        stream = container.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        assert stream.codec_context.pix_fmt == "yuv420p"
+        assert (stream.codec_context.width, stream.codec_context.height) == (640, 272)
+        assert stream.average_rate == 25
+        assert stream.frames == 250
+        assert float(stream.duration * stream.time_base) == 10.0
+        decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
+    assert len(decoded) == 250
+
+    # Inside the ellipse mask the output differs strongly from the input (annotation happened); far
+    # from every detection it matches up to compression noise.
+    for index in (0, 100, 249):
+        det = synthetic_detections(index, 272, 640)
+        inside = det.mask[0]
+        diff = np.abs(decoded[index].astype(int) - frames[index].astype(int)).sum(axis=2)
+        assert diff[inside].mean() > 20
+        assert diff[230:, 560:].mean() < 12
+
+
+def test_odd_size_frames_are_cropped_to_even(tmp_path: Path) -> None:
+    out_path = tmp_path / "odd.mp4"
+    sink = VideoSink("odd", out_path, fps=10.0, block_when_full=True)
+    sink.start()
+    for index in range(5):
+        image = np.full((101, 151, 3), 40 * index, np.uint8)
+        result = FrameResult("odd", index, index / 10, 0.0, 151, 101, sv.Detections.empty(), image=image)
+        sink.submit(result)
+    sink.stop()
+    assert sink.error is None
+    with av.open(str(out_path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.codec_context.width, stream.codec_context.height) == (150, 100)
+        assert sum(1 for _ in container.decode(stream)) == 5
+
+
+def test_zones_and_lines_are_drawn(tmp_path: Path) -> None:
+    from streamseg.config.zones import LineConfig, ZoneConfig
+
+    out = tmp_path / "zones.mp4"
+    zones = {"road": ZoneConfig(points=[(20, 60), (140, 60), (140, 110), (20, 110)])}
+    lines = {"gate": LineConfig(start=(80, 0), end=(80, 50))}
+    sink = VideoSink("cam", out, fps=10, zones=zones, lines=lines, block_when_full=True)
+    sink.start()
+    for i in range(5):
+        image = np.zeros((120, 160, 3), np.uint8)
+        sink.submit(FrameResult("cam", i, i / 10, 0.0, 160, 120, sv.Detections.empty(), image=image))
+    sink.stop()
+    assert sink.error is None
+    frame = _frames(out)[-1].astype(int)
+    yellow = (frame[..., 2] > 120) & (frame[..., 1] > 100) & (frame[..., 0] < 100)  # BGR, after H.264
+    assert yellow[105:115, 60:100].any()  # the zone's bottom edge at y=110 (x 20..140)
+    assert yellow[30:40, 78:83].any()  # the vertical line at x=80
+    assert not yellow[88:104, 40:120].any()  # inside the zone (below its name tag) stays black: outlines only

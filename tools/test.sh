@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up and run the tests: Debian packages (broker, RTSP server), .venv with streamseg[dev], ruff, pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/system-deps.sh
+bash tools/setup.sh dev
+.venv/bin/ruff check streamseg tests tools
+.venv/bin/ruff format --check streamseg tests tools
+.venv/bin/python -m pytest "$@"
