@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from streamseg.engines.base import Engine, ModelInfo
-from streamseg.engines.metadata import parse_imgsz, parse_int, parse_names
+from streamseg.engines.metadata import build_model_info
 from streamseg.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -88,34 +88,14 @@ class OnnxRuntimeEngine(Engine):
 
 
 def _read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
-    meta = session.get_modelmeta().custom_metadata_map
     inp = session.get_inputs()[0]
     outputs = session.get_outputs()
-    shape = list(inp.shape)
-    imgsz = parse_imgsz(meta.get("imgsz"))
-    if imgsz is None:
-        h, w = shape[2:4] if len(shape) == 4 else (None, None)
-        imgsz = (h, w) if isinstance(h, int) and isinstance(w, int) else (640, 640)
-    num_classes = _guess_num_classes(outputs, meta.get("task"))
-    batch = shape[0] if shape and isinstance(shape[0], int) else -1
-    return ModelInfo(
-        path=path,
-        task=str(meta.get("task") or ("segment" if len(outputs) == 2 else "detect")),
-        names=parse_names(meta.get("names"), num_classes),
-        imgsz=imgsz,
-        stride=parse_int(meta.get("stride"), 32),
-        batch=parse_int(meta.get("batch"), batch),
+    return build_model_info(
+        path,
+        session.get_modelmeta().custom_metadata_map,
         input_name=inp.name,
-        input_dtype=np.dtype(_ORT_DTYPES.get(inp.type, np.float32)),
-        output_names=tuple(o.name for o in outputs),
-        output_shapes=tuple(tuple(d if isinstance(d, int) else None for d in o.shape) for o in outputs),
+        input_shape=inp.shape,
+        input_dtype=_ORT_DTYPES.get(inp.type, np.float32),
+        output_names=[o.name for o in outputs],
+        output_shapes=[o.shape for o in outputs],
     )
-
-
-def _guess_num_classes(outputs: list, task: str | None) -> int | None:
-    """Without metadata: 4 box values, then classes, then 32 mask coefficients for segment graphs."""
-    shape = outputs[0].shape
-    if len(shape) != 3 or not isinstance(shape[1], int):
-        return None
-    extra = 32 if (task == "segment" or len(outputs) == 2) else 0
-    return max(shape[1] - 4 - extra, 0)
