@@ -33,8 +33,39 @@ class ModelConfig(Section):
         "with a warning. null: the best available (tensorrt, cuda, cpu).",
     )
     threads: int | None = Field(
-        None, ge=1, le=256, description="onnxruntime intra-op threads; null lets onnxruntime decide."
+        None,
+        ge=1,
+        le=256,
+        description="onnxruntime intra-op threads per worker; null: the available cores divided among the workers.",
     )
+    device: str = Field(
+        "auto",
+        pattern=r"^(auto|cpu|cuda(:\d+)?)$",
+        description="auto (the best the backend and providers offer), cpu, cuda or cuda:N (GPU N).",
+    )
+    batch_size: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Frames per engine call, gathered across the cameras that share the model (needs a model "
+        "exported with a dynamic batch axis; a fixed-batch model runs its own batch).",
+    )
+    batch_timeout_ms: float = Field(
+        10.0, ge=0.0, le=1000.0, description="Longest wait for a batch to fill before it runs as it is."
+    )
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="Engine calls in flight at once (CPU: that many onnxruntime sessions sharing the cores; GPU: "
+        "execution contexts / CUDA streams). auto: from the cores and the number of cameras sharing the model "
+        "(1 camera on 2 cores: 2 sessions of 1 thread); on a GPU 2.",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, workers: int | str) -> int | str:
+        if workers != "auto" and not 1 <= int(workers) <= 64:
+            raise ValueError("must be auto or a number from 1 to 64")
+        return workers
 
     @field_validator("path")
     @classmethod

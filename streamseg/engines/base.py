@@ -30,6 +30,7 @@ class Engine(ABC):
 
     info: ModelInfo
     name: str  # e.g. "onnxruntime[CPUExecutionProvider]" or "tensorrt", for logs and bench output
+    device: str = "cpu"  # where it runs: "cpu" or "cuda:N"
 
     @abstractmethod
     def infer(self, images: np.ndarray) -> list[np.ndarray]:

@@ -59,7 +59,14 @@ def _session_error(path: Path, err: Exception) -> ModelError:
 
 
 class OnnxRuntimeEngine(Engine):
-    def __init__(self, path: Path, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        providers: list[str] | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+    ) -> None:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
@@ -68,12 +75,21 @@ class OnnxRuntimeEngine(Engine):
             options.intra_op_num_threads = int(threads)
         # onnxruntime logs to stderr at WARNING by default; errors still raise.
         options.log_severity_level = 3
+        chosen = ["cpu"] if device == "cpu" else providers
+        names = select_providers(chosen)
+        gpu = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+        # The GPU providers take the device index; the CPU provider takes no options.
+        provider_options = [{} if ep == PROVIDERS["cpu"] else {"device_id": str(gpu)} for ep in names]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=select_providers(providers))
+            self.session = ort.InferenceSession(
+                str(path), sess_options=options, providers=names, provider_options=provider_options
+            )
         except Exception as err:  # onnxruntime raises several unrelated exception types
             raise _session_error(path, err) from None
         self.info = _read_info(path, self.session)
-        self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
+        first = self.session.get_providers()[0]
+        self.name = f"onnxruntime[{first}]"
+        self.device = "cpu" if first == PROVIDERS["cpu"] else f"cuda:{gpu}"
         self._input_name = self.info.input_name
         self._input_dtype = self.info.input_dtype
         self._output_names = list(self.info.output_names)

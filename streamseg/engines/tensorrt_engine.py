@@ -97,6 +97,7 @@ class TensorRTEngine(Engine):
             raise
         self._ctx.pop()
         self.name = "tensorrt"
+        self.device = f"cuda:{device}"
 
     def _open(self, path: Path, meta: dict[str, Any], blob: bytes) -> None:
         trt, cuda = self._trt, self._cuda

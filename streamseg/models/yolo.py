@@ -53,8 +53,9 @@ class YoloModel:
 
     # --- the three steps -------------------------------------------------------------------------
 
-    def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
-        return self._letterbox(image_bgr)
+    def preprocess(self, image_bgr: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, LetterboxParams]:
+        """The network input for `image_bgr` (written into `out` when given) and how to map results back."""
+        return self._letterbox(image_bgr, out)
 
     def postprocess(
         self, outputs: Sequence[np.ndarray], params: LetterboxParams, image_shape_hw: tuple[int, int]
