@@ -187,6 +187,7 @@ class Daemon:
             tls_cert=tls.cert if tls else None,
             tls_key=tls.key if tls else None,
             tls_insecure=tls.insecure if tls else False,
+            max_message_bytes=mqtt.max_message_bytes,
             outbox=outbox,
         )
 
@@ -321,3 +322,5 @@ class Daemon:
             )
         for name, error in self.failed.items():
             log.info("summary %r: failed to start: %s", name, error)
+        if self.publisher is not None:  # the last stats message is lost when the broker is down: say it here
+            log.info("summary mqtt: %s", self.publisher.summary())

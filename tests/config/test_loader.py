@@ -171,3 +171,36 @@ def test_example_cameras_config_is_valid(monkeypatch) -> None:
     garage = config.cameras["garage"]
     assert garage.model.path == "yolov8n-seg-640" and garage.model.conf == 0.4 and garage.fps == 10
     assert garage.source.is_live and garage.source.options == {"rtsp_transport": "tcp"}
+
+
+@pytest.mark.parametrize(
+    ("patch", "where", "what"),
+    [
+        (BASE.replace("front:", '"front\\n":'), "cameras: ", r"'front\n'"),
+        (BASE.replace("front:", '"fr\\0nt":'), "cameras: ", r"'fr\x00nt'"),
+        (BASE.replace("front:", "front+:"), "cameras: ", "'front+'"),
+        (BASE + '    tracker: {type: bytetrack}\n    zones: {"door\\n": {points: [[0, 0], [9, 0], [9, 9]]}}\n',
+         "cameras.front.zones: ", r"'door\n'"),
+        (BASE + '    tracker: {type: bytetrack}\n    lines: {"a#": {start: [0, 0], end: [9, 9]}}\n',
+         "cameras.front.lines: ", "'a#'"),
+        ('mqtt: {topic_prefix: "site\\n"}\n' + BASE, "mqtt.topic_prefix: ", "control character"),
+        ('mqtt: {topic_prefix: "site\\0"}\n' + BASE, "mqtt.topic_prefix: ", "control character"),
+        ("mqtt: {topic_prefix: site/+}\n" + BASE, "mqtt.topic_prefix: ", "wildcard"),
+        ("mqtt: {topic_prefix: $SYS/x}\n" + BASE, "mqtt.topic_prefix: ", "'$'"),
+        ("mqtt: {topic_prefix: a//b}\n" + BASE, "mqtt.topic_prefix: ", "empty topic level"),
+        ("mqtt: {topic_prefix: /a}\n" + BASE, "mqtt.topic_prefix: ", "empty topic level"),
+        ('mqtt: {topic_prefix: ""}\n' + BASE, "mqtt.topic_prefix: ", "empty"),
+        ("mqtt: {topic_prefix: " + "é" * 40000 + "}\n" + BASE, "mqtt.topic_prefix: ", "65535"),
+    ],
+)  # fmt: skip
+def test_names_that_cannot_be_mqtt_topic_levels_are_refused(tmp_path: Path, patch: str, where: str, what: str) -> None:
+    """A trailing newline, a NUL or a wildcard in a name would make every message of it fail at the broker."""
+    lines = problems(write(tmp_path, patch))
+    assert len(lines) == 1, lines
+    assert f"cameras.yaml: {where}" in lines[0] and what in lines[0], lines[0]
+    assert "\n" not in lines[0] and "\0" not in lines[0]
+
+
+def test_a_trailing_slash_on_the_prefix_is_dropped_and_unicode_levels_are_fine(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "mqtt: {topic_prefix: haus/küche/}\n" + BASE), check_models=False)
+    assert config.mqtt.topic_prefix == "haus/küche"
