@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/+")  # also the typo rtsp:/user:pw@host
 
 # A parameter name that looks like it holds a secret (case-insensitive; over-matching only hides more).
 SECRET_NAME = re.compile(r"pass|pwd|token|key|auth|secret|sig|credential|session|(?<![a-z])pw(?![a-z])", re.I)

@@ -50,6 +50,8 @@ from streamseg.sources.url import redact_url, url_secrets
         # both at once
         ("rtsp://admin:pw1@host/live?pwd=pw2", "rtsp://admin:***@host/live?pwd=***"),
         ("rtsp://host/live?channel=1&subtype=0", "rtsp://host/live?channel=1&subtype=0"),  # nothing secret
+        ("rtsp:/admin:secret@host/x", "rtsp:/admin:***@host/x"),  # a typo'd scheme (FFmpeg reads it as a file)
+        ("C:/videos/a:b@c.mp4", "C:/videos/a:b@c.mp4"),
     ],
 )
 def test_redact_url(url: str, expected: str) -> None:
