@@ -206,6 +206,12 @@ def _merge_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         if cameras is not None:
             problems.append("cameras: must be a mapping of camera name to camera settings")
         return raw
+    copies = _count_values(defaults) * len(cameras)  # each camera gets its own copy: a bomb of a new kind
+    if copies > MAX_VALUES:
+        problems.append(
+            f"defaults: copied into {len(cameras)} cameras, it makes more than {MAX_VALUES} values (the limit)"
+        )
+        return raw
     merged = dict(raw)
     merged["cameras"] = {}
     for name, camera in cameras.items():
@@ -216,6 +222,14 @@ def _merge_defaults(raw: dict[str, Any], problems: list[str]) -> dict[str, Any]:
             continue
         merged["cameras"][name] = deep_merge(defaults, camera)
     return merged
+
+
+def _count_values(node: Any) -> int:
+    if isinstance(node, dict):
+        return 1 + sum(_count_values(v) for v in node.values())
+    if isinstance(node, list):
+        return 1 + sum(_count_values(v) for v in node)
+    return 1
 
 
 def _pydantic_problems(exc: ValidationError, raw: dict[str, Any]) -> list[str]:

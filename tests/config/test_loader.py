@@ -175,13 +175,20 @@ def test_example_cameras_config_is_valid(monkeypatch) -> None:
     assert garage.source.is_live and garage.source.options == {"rtsp_transport": "tcp"}
 
 
-def billion_laughs(levels: int = 9) -> str:
-    """The classic ~1 KB alias bomb: 9 levels of 9 references, 9**9 (387 million) strings once expanded."""
-    lines = ['lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+def alias_levels(levels: int, indent: str) -> str:
+    """`levels` anchors, each a list of 9 references to the one before: 9**levels strings once expanded."""
+    lines = [f'{indent}lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n']
     for i in range(1, levels):
-        lines.append(f"lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 9) + "]")
-    return "defaults:\n" + "".join(f"  {line}\n" for line in lines) + "cameras:\n  a: {source: {url: a.mp4}}\n"
+        lines.append(f"{indent}lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 9) + "]\n")
+    return "".join(lines)
 
+
+# The classic ~1 KB "billion laughs": 9**9 (387 million) strings once expanded.
+BILLION_LAUGHS = "defaults:\n" + alias_levels(9, "  ") + "cameras:\n  a: {source: {url: a.mp4}}\n"
+# Within the alias limit, but `defaults` is copied into each of 2000 cameras: 120 million values (23 KB).
+DEFAULTS_BOMB = (
+    "defaults:\n  x:\n" + alias_levels(5, "    ") + "cameras:\n" + "".join(f"  c{i}: {{}}\n" for i in range(2000))
+)
 
 # The CLI in a child process whose address space is capped at 1 GiB (the unfixed loader needs many GB: there it
 # dies with MemoryError instead of taking the machine down); the child reports its own peak RSS last.
@@ -195,15 +202,22 @@ sys.exit(code)
 """
 
 
-def test_alias_bomb_fails_at_once_in_one_line_with_bounded_memory(tmp_path: Path) -> None:
-    text = billion_laughs()
-    assert len(text) < 1100
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BILLION_LAUGHS, "YAML aliases expand to more than 200000 values (the limit)"),
+        (DEFAULTS_BOMB, "defaults: copied into 2000 cameras, it makes more than 200000 values (the limit)"),
+    ],
+    ids=["billion-laughs", "defaults-copies"],
+)
+def test_alias_bombs_fail_at_once_in_one_line_with_bounded_memory(tmp_path: Path, text: str, problem: str) -> None:
+    assert len(text) < 25_000
     path = write(tmp_path, text)
     proc = subprocess.run(
         [sys.executable, "-c", VALIDATE_CAPPED, str(path)], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert proc.stderr.splitlines() == [f"{path}: YAML aliases expand to more than 200000 values (the limit)"]
+    assert proc.stderr.splitlines() == [f"{path}: {problem}"]
     assert int(proc.stdout.split()[-1]) < 200  # MB: the bomb is measured, never expanded
 
 
