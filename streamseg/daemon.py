@@ -19,6 +19,7 @@ from streamseg.errors import StreamsegError
 from streamseg.models.registry import resolve_model
 from streamseg.models.yolo import YoloModel
 from streamseg.pipeline import CameraPipeline
+from streamseg.redaction import SecretFilter
 from streamseg.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,11 @@ class Daemon:
         self.started = threading.Event()  # set once every camera has been started (or has failed to)
         self._stop = threading.Event()
         self._signalled = False
+        self.secrets = SecretFilter.from_config(config)  # never in a log line, a status or the stats
 
     def run(self, *, handle_signals: bool = True) -> int:
         """Block until every camera has ended (files) or a signal arrives. 0: clean; 1: a camera failed."""
+        self.secrets.install()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
@@ -144,6 +147,7 @@ class Daemon:
         finally:
             self._shutdown()
         self._summary(time.monotonic() - started)
+        self.secrets.remove()
         failed = self.failed or {n: c.error for n, c in self.cameras.items() if c.state == "failed"}
         return 0 if self._signalled or not failed else 1
 
@@ -214,7 +218,7 @@ class Daemon:
                 pipeline = CameraPipeline(name, cfg, model, sinks, on_status=self._on_status)
                 pipeline.start()
             except (StreamsegError, OSError) as exc:  # this camera only; the others keep running
-                self.failed[name] = str(exc)
+                self.failed[name] = self.secrets.redact(str(exc))
                 log.error("camera %r: cannot start: %s", name, exc)
                 self._on_status(name, "failed", str(exc))
                 continue
@@ -257,7 +261,7 @@ class Daemon:
         if self.publisher is not None:
             pipeline = self.cameras.get(camera)
             fps = round(pipeline.stats.fps, 2) if pipeline else 0.0
-            self.publisher.status(camera, state, fps=fps, error=error)
+            self.publisher.status(camera, state, fps=fps, error=error and self.secrets.redact(error))
 
     # -- reporting ---------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

@@ -179,7 +179,7 @@ class CameraPipeline:
                 self.tracker = make_tracker(self.cfg.tracker, self._rate)
             detections = self.tracker.update(detections, timestamp=frame.pts)
             alive = {int(t.tracker_id) for t in getattr(self.tracker, "tracks", [])}
-            events = self.events.update(detections, alive, frame.capture_ts)
+            events = self.events.update(detections, alive, frame.capture_ts, (frame.height, frame.width))
         t4 = time.perf_counter()
         result = FrameResult(
             camera=self.name,

@@ -27,7 +27,9 @@ def _check_point(p: Point) -> Point:
 
 class ZoneConfig(Section):
     points: list[Point] = Field(
-        min_length=3, description="Polygon corners [[x, y], ...] in image pixels (origin top-left); 3 or more."
+        min_length=3,
+        description="Polygon corners [[x, y], ...] in image pixels (origin top-left); 3 or more. A zone reaching "
+        "outside the frame is clipped to it (logged once): only its part inside the frame counts.",
     )
     min_overlap: float = Field(
         0.25,

@@ -27,7 +27,7 @@ from streamseg.sources.backoff import Backoff
 from streamseg.sources.hwdecode import open_decoder
 from streamseg.sources.kinds import open_args, source_kind
 from streamseg.sources.ring import RingBuffer
-from streamseg.sources.url import redact_url
+from streamseg.sources.url import redact_text, redact_url
 
 if TYPE_CHECKING:
     from streamseg.config.source import SourceConfig
@@ -75,7 +75,7 @@ def _reason(exc: BaseException) -> str:
 
 def describe_error(url: str, exc: BaseException) -> str:
     """One line naming the URL (password hidden) and what went wrong, never the raw URL."""
-    reason = _reason(exc).replace(url, redact_url(url))
+    reason = redact_text(_reason(exc), url)
     return " ".join(f"{redact_url(url)}: {reason}".split())
 
 
