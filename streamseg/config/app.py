@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamseg.config.base import Section
 from streamseg.config.camera import CameraConfig
 from streamseg.config.mqtt import MqttConfig
+from streamseg.config.outputs import path_collisions
 
 CAMERA_NAME = r"^[A-Za-z0-9_-]+$"
 
@@ -39,3 +41,17 @@ class AppConfig(Section):
         if bad:
             raise ValueError(f"camera names may use only letters, digits, '_' and '-' (MQTT topics): {bad}")
         return cameras
+
+    @model_validator(mode="after")
+    def _outputs_overwrite_nothing(self, info: ValidationInfo) -> AppConfig:
+        """An output path that is an input, the outbox or another output: one problem per field."""
+        problems = path_collisions(self, (info.context or {}).get("config_path"))
+        if problems:
+            errors = [
+                InitErrorDetails(
+                    type=PydanticCustomError("output_path", "{problem}", {"problem": problem}), loc=loc, input=None
+                )
+                for loc, problem in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self

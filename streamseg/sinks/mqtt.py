@@ -36,7 +36,7 @@ def _not_a_real_error(record: logging.LogRecord) -> bool:
 _paho_log = logging.getLogger(f"{__name__}.paho")
 _paho_log.addFilter(_not_a_real_error)
 
-STATES = ("starting", "streaming", "reconnecting", "failed", "stopped")
+STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
 PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 
 

@@ -112,10 +112,9 @@ def test_video_sink_writes_an_annotated_copy(bikes_mp4: Path, tmp_path: Path) ->
         assert stream.codec_context.pix_fmt == "yuv420p"
         assert (stream.codec_context.width, stream.codec_context.height) == (640, 272)
         assert stream.average_rate == 25
-        assert stream.frames == 250
         assert float(stream.duration * stream.time_base) == 10.0
         decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
-    assert len(decoded) == 250
+    assert len(decoded) == 250  # counted by decoding: a fragmented MP4's header does not hold the frame count
 
     # Inside the ellipse mask the output differs strongly from the input (annotation happened); far
     # from every detection it matches up to compression noise.
