@@ -30,7 +30,8 @@ _NOT_AN_INPUT = " Must not be a source, the config file, a model, the MQTT outbo
 class VideoOutput(FileOutput):
     path: Path = Field(
         description="MP4 file, relative to the config file; its folder is created. Never overwritten: when it exists "
-        "(an earlier run), the next free name is used: bikes-1.mp4, bikes-2.mp4, ..." + _NOT_AN_INPUT
+        "(an earlier run), the next free name is used: bikes-1.mp4, bikes-2.mp4, ... Fragmented MP4 (a fragment at "
+        "least every 2 s), so a file cut off by a crash plays." + _NOT_AN_INPUT
     )
     crf: int = Field(23, ge=0, le=51, description="H.264 quality (lower is better and larger).")
     preset: str = Field(

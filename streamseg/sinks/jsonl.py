@@ -52,7 +52,7 @@ class JsonlSink(Sink):
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        file = self.path.open("ab", buffering=0)
+        file = self.path.open("a+b", buffering=0)  # + : to read the last byte
         try:
             size = os.fstat(file.fileno()).st_size
             if size and os.pread(file.fileno(), 1, size - 1) != b"\n":
