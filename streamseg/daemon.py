@@ -70,7 +70,8 @@ def class_ids(classes: list[str | int] | None, names: dict[int, str], model: Pat
 def build_sinks(name: str, cfg: CameraConfig, publisher: Any | None, mqtt_detections: bool) -> list[Sink]:
     from streamseg.sinks.jsonl import JsonlSink
 
-    # Files are batch jobs: sinks wait rather than drop, so the outputs hold every frame.
+    # Files are batch jobs: sinks wait rather than drop, so the outputs hold every frame (but a failing sink is
+    # not waited for: see Sink).
     block = cfg.source.policy == "block"
     sinks: list[Sink] = []
     if cfg.outputs.jsonl is not None:
@@ -101,17 +102,19 @@ def build_sinks(name: str, cfg: CameraConfig, publisher: Any | None, mqtt_detect
     if publisher is not None:
         from streamseg.sinks.mqtt import MqttSink
 
-        sinks.append(
-            MqttSink(
-                name,
-                publisher,
-                mask_format=cfg.mask_format,
-                detections=mqtt_detections,
-                polygon_tolerance=cfg.polygon_tolerance,
-                snapshots=cfg.snapshots,
-                block_when_full=block,
-            )
+        mqtt = MqttSink(
+            name,
+            publisher,
+            mask_format=cfg.mask_format,
+            detections=mqtt_detections,
+            polygon_tolerance=cfg.polygon_tolerance,
+            snapshots=cfg.snapshots,
+            block_when_full=block,
         )
+        outbox = getattr(publisher, "outbox", None)
+        if outbox is not None:  # what fails there is the outbox file (full disk): say which
+            mqtt.label = f"mqtt output (outbox {outbox.path})"
+        sinks.append(mqtt)
     return sinks
 
 
@@ -270,6 +273,7 @@ class Daemon:
             times = c.times.ms_per_frame()
             cameras[name] = {
                 "state": c.state,
+                "error": c.status_error,
                 "fps": round(c.stats.fps, 2),
                 "frames": c.stats.frames,
                 "dropped": c.dropped,
@@ -279,6 +283,7 @@ class Daemon:
                 "latency_ms": round(1000 * c.stats.latency_s, 1),
                 "queues": {"ring": c.ring.depth, **{s.kind: s.depth for s in c.sinks}},
                 "sink_dropped": {s.kind: s.dropped for s in c.sinks},
+                "sinks": {s.kind: s.stats() for s in c.sinks},
             }
         for name, error in self.failed.items():
             cameras[name] = {"state": "failed", "error": error}
@@ -311,8 +316,11 @@ class Daemon:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         for name, c in self.cameras.items():
+            # Only files that got data, under the name actually written (a video never overwrites: bikes-1.mp4).
+            wrote = [str(path) for sink in c.sinks for path in sink.outputs()]
+            lost = [f"{s.target} dropped {s.dropped}" for s in c.sinks if s.dropped]
             log.info(
-                "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d dropped%s%s",
+                "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d dropped%s%s%s",
                 name,
                 c.state,
                 c.stats.frames,
@@ -322,7 +330,8 @@ class Daemon:
                 c.stats.events,
                 c.dropped,
                 f", error: {c.error}" if c.error else "",
-                "".join(f", wrote {o.path}" for o in (c.cfg.outputs.video, c.cfg.outputs.jsonl) if o),
+                f", wrote {', '.join(wrote)}" if wrote else "",
+                "".join(f", {text}" for text in lost),
             )
         for name, error in self.failed.items():
             log.info("summary %r: failed to start: %s", name, error)

@@ -2,7 +2,7 @@
 
 The decoder runs on the source's thread, inference + decode + tracking on the camera's worker thread, and each
 sink on its own thread behind a bounded queue, so a slow sink never blocks inference (file pipelines choose to
-wait instead, so the output is complete).
+wait instead, so the output is complete, but never for a failing sink).
 """
 
 from __future__ import annotations
@@ -74,10 +74,13 @@ StatusCallback = Callable[[str, str, "str | None"], None]  # (camera, state, err
 
 
 class CameraPipeline:
-    """start() / stop() / join(); `state` is one of starting, streaming, reconnecting, stopped, failed.
+    """start() / stop() / join(); `state` is one of starting, streaming, degraded, reconnecting, stopped, failed.
 
-    The source drives the state while it runs (starting, streaming, reconnecting); the worker sets the final
-    one (stopped or failed) once the sinks have drained.
+    The source drives the state while it runs (starting, streaming, reconnecting); while it streams and an
+    output is failing the state is `degraded` (frames are processed, that output's results wait or are
+    dropped), and `streaming` again once it writes. `status_error` is the error published with the state.
+    The worker sets the final state (stopped or failed) once the sinks have drained; a sink still failing
+    then makes it `failed`.
     """
 
     def __init__(
@@ -103,7 +106,12 @@ class CameraPipeline:
         self.times = StageTimes()
         self.stats = CameraStats()
         self.state = "starting"
-        self.error: str | None = None
+        self.error: str | None = None  # why the camera failed (final), or a processing failure
+        self.status_error: str | None = None  # the error published with the current state
+        self._source_state, self._source_error = "starting", None
+        self._announced = False  # the first state is published even though `state` starts as "starting"
+        for sink in sinks:
+            sink.on_change = self._on_sink
         self._needs_image = any(s.needs_image for s in sinks)
         self._rate = 0.0
         self._state_lock = threading.Lock()  # the source thread and the worker both change the state
@@ -142,6 +150,11 @@ class CameraPipeline:
     @property
     def reconnects(self) -> int:
         return self.source.reconnects
+
+    @property
+    def sink_error(self) -> str | None:
+        """The first failing output's error (`jsonl output /x.jsonl: [Errno 28] ...`), None when all write."""
+        return next((s.error for s in self.sinks if s.error is not None), None)
 
     # -- worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -223,28 +236,51 @@ class CameraPipeline:
             final = FrameResult(self.name, -1, 0.0, time.time(), 0, 0, sv.Detections.empty(), events, final=True)
             for sink in self.sinks:
                 sink.submit(final)
+        for sink in self.sinks:  # all drain at once: a failing sink's bounded wait does not add up
+            sink.request_stop()
         for sink in self.sinks:
-            sink.stop()
-        self.error = self.error or self.source.error or next((s.error for s in self.sinks if s.error), None)
+            sink.join(sink.drain_timeout + 30.0)
+        self.error = self.error or self.source.error or self.sink_error
         self._set_state("failed" if self.error else "stopped", self.error)
 
     def _on_source(self, state: str, error: str | None) -> None:
         if state in ("stopped", "failed") or self._stop.is_set():
             return  # final: set by the worker once the sinks have drained (see _finish)
-        self._set_state(state, error)
+        with self._state_lock:
+            self._source_state, self._source_error = state, error
+        self._refresh()
+
+    def _on_sink(self, _sink: Sink) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Publish the state the source and the sinks make together: streaming with a failing output is degraded."""
+        with self._state_lock:
+            if self.state in ("stopped", "failed"):
+                return
+            state, error = self._source_state, self._source_error
+            sink_error = self.sink_error
+            if state == "streaming" and sink_error is not None:
+                state, error = "degraded", sink_error
+            self._publish(state, error)
 
     def _set_state(self, state: str, error: str | None = None) -> None:
-        """Log and publish a state change, once per change, never the password."""
         with self._state_lock:
-            if state == self.state and state != "starting":
-                return
-            self.state = state
-            where = redact_url(self.cfg.source.url)
-            if state == "failed":
-                log.error("camera %r (%s): failed: %s", self.name, where, error)
-            elif state == "reconnecting":
-                log.warning("camera %r (%s): reconnecting: %s", self.name, where, error)
-            else:
-                log.info("camera %r (%s): %s", self.name, where, state)
-            if self.on_status is not None:
-                self.on_status(self.name, state, error)
+            self._publish(state, error)
+
+    def _publish(self, state: str, error: str | None) -> None:
+        """Log and publish a state change, once per change, never the password (caller holds the lock)."""
+        same = state == self.state and (state != "degraded" or error == self.status_error)
+        if same and self._announced:
+            return
+        self._announced = True
+        self.state, self.status_error = state, error
+        where = redact_url(self.cfg.source.url)
+        if state == "failed":
+            log.error("camera %r (%s): failed: %s", self.name, where, error)
+        elif state in ("reconnecting", "degraded"):
+            log.warning("camera %r (%s): %s: %s", self.name, where, state, error)
+        else:
+            log.info("camera %r (%s): %s", self.name, where, state)
+        if self.on_status is not None:
+            self.on_status(self.name, state, error)

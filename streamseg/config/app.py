@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamseg.config.base import Section
 from streamseg.config.camera import CameraConfig
 from streamseg.config.mqtt import MqttConfig
+from streamseg.config.outputs import path_collisions
 
 # A camera's name is one MQTT topic level ({prefix}/{camera}/...): letters, digits, '_' and '-' only.
 # fullmatch: `$` in re.match also matches before a trailing newline, and "front\n" is not a usable topic level.
@@ -44,3 +46,17 @@ class AppConfig(Section):
             what = "camera name {} is not a valid MQTT topic level" if len(bad) == 1 else "camera names {} are not"
             raise ValueError(f"{what.format(names)}: camera names may use only letters, digits, '_' and '-'")
         return cameras
+
+    @model_validator(mode="after")
+    def _outputs_overwrite_nothing(self, info: ValidationInfo) -> AppConfig:
+        """An output path that is an input, the outbox or another output: one problem per field."""
+        problems = path_collisions(self, (info.context or {}).get("config_path"))
+        if problems:
+            errors = [
+                InitErrorDetails(
+                    type=PydanticCustomError("output_path", "{problem}", {"problem": problem}), loc=loc, input=None
+                )
+                for loc, problem in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self

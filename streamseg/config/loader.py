@@ -58,7 +58,7 @@ def parse_config(text: str, path: Path, *, check_models: bool = True) -> AppConf
     if problems:
         raise ConfigError([f"{path}: {p}" for p in problems])
     try:
-        context = {"base_dir": path.resolve().parent, "check_models": check_models}
+        context = {"base_dir": path.resolve().parent, "check_models": check_models, "config_path": path.resolve()}
         return AppConfig.model_validate(merged, context=context)
     except ValidationError as exc:
         raise ConfigError([f"{path}: {p}" for p in _pydantic_problems(exc, raw)]) from None

@@ -40,7 +40,7 @@ def _not_a_real_error(record: logging.LogRecord) -> bool:
 _paho_log = logging.getLogger(f"{__name__}.paho")
 _paho_log.addFilter(_not_a_real_error)
 
-STATES = ("starting", "streaming", "reconnecting", "failed", "stopped")
+STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
 PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576  # EMQX's default limit; mosquitto has none
 STRIKES = 3  # connections lost in a row with the same message first in line, unacknowledged: it is set aside

@@ -99,16 +99,26 @@ class Outbox:
             raise ValueError(f"outbox policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         self.path = Path(path)
         self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lockfile = _lock(self.path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self.count, self.bytes = self._db.execute(
-            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
-        ).fetchone()
+        lockfile = db = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lockfile = lockfile = _lock(self.path)
+            self._db = db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self.count, self.bytes = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
+            ).fetchone()
+        except (OSError, sqlite3.Error) as exc:  # read-only, full, not a folder, not a database: one clear line
+            from streamseg.sinks.base import describe_error  # here: `validate` imports this module, keep it light
+
+            for handle in (db, lockfile):
+                if handle is not None:
+                    handle.close()
+            reason = describe_error(exc, str(self.path))
+            raise StreamsegError(f"MQTT outbox {self.path}: cannot open: {reason}") from None
         self.dropped: Counter[str] = Counter()  # kind -> messages dropped because the outbox was full
         self._unreported: Counter[str] = Counter()  # drops not in a log line yet
         self._drop_log = Throttle()
