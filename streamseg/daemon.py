@@ -19,6 +19,7 @@ from streamseg.errors import StreamsegError
 from streamseg.models.registry import resolve_model
 from streamseg.models.yolo import YoloModel
 from streamseg.pipeline import CameraPipeline
+from streamseg.redaction import SecretFilter
 from streamseg.sinks.base import Sink
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def class_ids(classes: list[str | int] | None, names: dict[int, str], model: Pat
 def build_sinks(name: str, cfg: CameraConfig, publisher: Any | None, mqtt_detections: bool) -> list[Sink]:
     from streamseg.sinks.jsonl import JsonlSink
 
-    # Files are batch jobs: sinks wait rather than drop, so the outputs hold every frame.
+    # Files are batch jobs: sinks wait rather than drop, so the outputs hold every frame (but a failing sink is
+    # not waited for: see Sink).
     block = cfg.source.policy == "block"
     sinks: list[Sink] = []
     if cfg.outputs.jsonl is not None:
@@ -100,17 +102,19 @@ def build_sinks(name: str, cfg: CameraConfig, publisher: Any | None, mqtt_detect
     if publisher is not None:
         from streamseg.sinks.mqtt import MqttSink
 
-        sinks.append(
-            MqttSink(
-                name,
-                publisher,
-                mask_format=cfg.mask_format,
-                detections=mqtt_detections,
-                polygon_tolerance=cfg.polygon_tolerance,
-                snapshots=cfg.snapshots,
-                block_when_full=block,
-            )
+        mqtt = MqttSink(
+            name,
+            publisher,
+            mask_format=cfg.mask_format,
+            detections=mqtt_detections,
+            polygon_tolerance=cfg.polygon_tolerance,
+            snapshots=cfg.snapshots,
+            block_when_full=block,
         )
+        outbox = getattr(publisher, "outbox", None)
+        if outbox is not None:  # what fails there is the outbox file (full disk): say which
+            mqtt.label = f"mqtt output (outbox {outbox.path})"
+        sinks.append(mqtt)
     return sinks
 
 
@@ -126,9 +130,11 @@ class Daemon:
         self.started = threading.Event()  # set once every camera has been started (or has failed to)
         self._stop = threading.Event()
         self._signalled = False
+        self.secrets = SecretFilter.from_config(config)  # never in a log line, a status or the stats
 
     def run(self, *, handle_signals: bool = True) -> int:
         """Block until every camera has ended (files) or a signal arrives. 0: clean; 1: a camera failed."""
+        self.secrets.install()
         if handle_signals:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, self._on_signal)
@@ -144,6 +150,7 @@ class Daemon:
         finally:
             self._shutdown()
         self._summary(time.monotonic() - started)
+        self.secrets.remove()
         failed = self.failed or {n: c.error for n, c in self.cameras.items() if c.state == "failed"}
         return 0 if self._signalled or not failed else 1
 
@@ -187,6 +194,7 @@ class Daemon:
             tls_cert=tls.cert if tls else None,
             tls_key=tls.key if tls else None,
             tls_insecure=tls.insecure if tls else False,
+            max_message_bytes=mqtt.max_message_bytes,
             outbox=outbox,
         )
 
@@ -213,7 +221,7 @@ class Daemon:
                 pipeline = CameraPipeline(name, cfg, model, sinks, on_status=self._on_status)
                 pipeline.start()
             except (StreamsegError, OSError) as exc:  # this camera only; the others keep running
-                self.failed[name] = str(exc)
+                self.failed[name] = self.secrets.redact(str(exc))
                 log.error("camera %r: cannot start: %s", name, exc)
                 self._on_status(name, "failed", str(exc))
                 continue
@@ -256,7 +264,7 @@ class Daemon:
         if self.publisher is not None:
             pipeline = self.cameras.get(camera)
             fps = round(pipeline.stats.fps, 2) if pipeline else 0.0
-            self.publisher.status(camera, state, fps=fps, error=error)
+            self.publisher.status(camera, state, fps=fps, error=error and self.secrets.redact(error))
 
     # -- reporting ---------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -265,6 +273,7 @@ class Daemon:
             times = c.times.ms_per_frame()
             cameras[name] = {
                 "state": c.state,
+                "error": c.status_error,
                 "fps": round(c.stats.fps, 2),
                 "frames": c.stats.frames,
                 "dropped": c.dropped,
@@ -274,6 +283,7 @@ class Daemon:
                 "latency_ms": round(1000 * c.stats.latency_s, 1),
                 "queues": {"ring": c.ring.depth, **{s.kind: s.depth for s in c.sinks}},
                 "sink_dropped": {s.kind: s.dropped for s in c.sinks},
+                "sinks": {s.kind: s.stats() for s in c.sinks},
             }
         for name, error in self.failed.items():
             cameras[name] = {"state": "failed", "error": error}
@@ -306,8 +316,11 @@ class Daemon:
         if sys.stderr.isatty():
             sys.stderr.write("\n")
         for name, c in self.cameras.items():
+            # Only files that got data, under the name actually written (a video never overwrites: bikes-1.mp4).
+            wrote = [str(path) for sink in c.sinks for path in sink.outputs()]
+            lost = [f"{s.target} dropped {s.dropped}" for s in c.sinks if s.dropped]
             log.info(
-                "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d dropped%s%s",
+                "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d dropped%s%s%s",
                 name,
                 c.state,
                 c.stats.frames,
@@ -317,7 +330,10 @@ class Daemon:
                 c.stats.events,
                 c.dropped,
                 f", error: {c.error}" if c.error else "",
-                "".join(f", wrote {o.path}" for o in (c.cfg.outputs.video, c.cfg.outputs.jsonl) if o),
+                f", wrote {', '.join(wrote)}" if wrote else "",
+                "".join(f", {text}" for text in lost),
             )
         for name, error in self.failed.items():
             log.info("summary %r: failed to start: %s", name, error)
+        if self.publisher is not None:  # the last stats message is lost when the broker is down: say it here
+            log.info("summary mqtt: %s", self.publisher.summary())

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STATES = ("starting", "streaming", "reconnecting", "failed", "stopped")
+STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
 
 
 class CameraCollector:
@@ -45,6 +45,19 @@ class CameraCollector:
             "streamseg_camera_dropped_frames", "Frames dropped because inference was behind", labels=["camera"]
         )
         reconnects = CounterMetricFamily("streamseg_camera_reconnects", "Reconnect attempts", labels=["camera"])
+        sink_labels = ["camera", "sink"]
+        sink_failing = GaugeMetricFamily(
+            "streamseg_sink_failing",
+            "1 while the output is failing (its writes are retried), else 0",
+            labels=sink_labels,
+        )
+        sink_failures = CounterMetricFamily(
+            "streamseg_sink_failures", "Failed write attempts of the output, retries included", labels=sink_labels
+        )
+        sink_written = CounterMetricFamily("streamseg_sink_written", "Results the output wrote", labels=sink_labels)
+        sink_dropped = CounterMetricFamily(
+            "streamseg_sink_dropped", "Results the output lost (its queue was full, or it gave up)", labels=sink_labels
+        )
         for name, cam in cameras.items():
             for s in STATES:
                 state.add_metric([name, s], 1.0 if cam.state == s else 0.0)
@@ -55,7 +68,13 @@ class CameraCollector:
             decoded.add_metric([name], cam.source.frames_decoded)
             dropped.add_metric([name], cam.dropped)
             reconnects.add_metric([name], cam.reconnects)
+            for sink in cam.sinks:
+                sink_failing.add_metric([name, sink.kind], 1.0 if sink.error is not None else 0.0)
+                sink_failures.add_metric([name, sink.kind], sink.failures)
+                sink_written.add_metric([name, sink.kind], sink.written)
+                sink_dropped.add_metric([name, sink.kind], sink.dropped)
         yield from (state, fps, latency, infer, frames, decoded, dropped, reconnects)
+        yield from (sink_failing, sink_failures, sink_written, sink_dropped)
 
 
 class MetricsServer:

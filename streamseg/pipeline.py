@@ -5,7 +5,8 @@ cameras on the same model) and one per sink. The worker keeps up to `stage.depth
 stage runs frame N, the worker preprocesses frame N+1 and decodes masks, tracks and publishes frame N-1. Frames
 complete strictly in their order, so tracking and events see them as the camera produced them.
 
-A slow sink never blocks inference (file pipelines choose to wait instead, so the output is complete).
+A slow sink never blocks inference (file pipelines choose to wait instead, so the output is complete, but never
+for a failing sink).
 """
 
 from __future__ import annotations
@@ -83,8 +84,11 @@ StatusCallback = Callable[[str, str, "str | None"], None]  # (camera, state, err
 class CameraPipeline:
     """start() / stop() / join(); `state` is a CameraState.
 
-    The source drives the state while it runs (starting, streaming, reconnecting); the worker sets the final
-    one (stopped or failed) once the sinks have drained.
+    The source drives the state while it runs (starting, streaming, reconnecting); while it streams and an
+    output is failing the state is `degraded` (frames are processed, that output's results wait or are
+    dropped), and `streaming` again once it writes. `status_error` is the error published with the state.
+    The worker sets the final state (stopped or failed) once the sinks have drained; a sink still failing
+    then makes it `failed`.
     """
 
     def __init__(
@@ -112,7 +116,12 @@ class CameraPipeline:
         self.times = StageTimes()
         self.stats = CameraStats()
         self.state = CameraState.STARTING
-        self.error: str | None = None
+        self.error: str | None = None  # why the camera failed (final), or a processing failure
+        self.status_error: str | None = None  # the error published with the current state
+        self._source_state, self._source_error = CameraState.STARTING, None
+        self._announced = False  # the first state is published even though `state` starts as "starting"
+        for sink in sinks:
+            sink.on_change = self._on_sink
         self._needs_image = any(s.needs_image for s in sinks)
         self._tensors: list[np.ndarray] = []  # free input buffers
         self._rate = 0.0
@@ -152,6 +161,11 @@ class CameraPipeline:
     @property
     def reconnects(self) -> int:
         return self.source.reconnects
+
+    @property
+    def sink_error(self) -> str | None:
+        """The first failing output's error (`jsonl output /x.jsonl: [Errno 28] ...`), None when all write."""
+        return next((s.error for s in self.sinks if s.error is not None), None)
 
     # -- worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -252,28 +266,51 @@ class CameraPipeline:
         if self.events is not None and self.events.active:
             end_events = self.events.finish(time.time())
             self.stats.events += len(end_events)
+        for sink in self.sinks:  # all drain at once: a failing sink's bounded wait does not add up
+            sink.request_stop(end_events)
         for sink in self.sinks:
-            sink.stop(end_events)
-        self.error = self.error or self.source.error or next((s.error for s in self.sinks if s.error), None)
+            sink.join(sink.drain_timeout + 30.0)
+        self.error = self.error or self.source.error or self.sink_error
         self._set_state(CameraState.FAILED if self.error else CameraState.STOPPED, self.error)
 
     def _on_source(self, state: str, error: str | None) -> None:
         if CameraState(state).final or self._stop.is_set():
             return  # final: set by the worker once the sinks have drained (see _finish)
-        self._set_state(CameraState(state), error)
+        with self._state_lock:
+            self._source_state, self._source_error = CameraState(state), error
+        self._refresh()
+
+    def _on_sink(self, _sink: Sink) -> None:
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Publish the state the source and the sinks make together: streaming with a failing output is degraded."""
+        with self._state_lock:
+            if self.state.final:
+                return
+            state, error = self._source_state, self._source_error
+            sink_error = self.sink_error
+            if state == CameraState.STREAMING and sink_error is not None:
+                state, error = CameraState.DEGRADED, sink_error
+            self._publish(state, error)
 
     def _set_state(self, state: CameraState, error: str | None = None) -> None:
-        """Log and publish a state change, once per change, never the password."""
         with self._state_lock:
-            if state == self.state and state != CameraState.STARTING:
-                return
-            self.state = state
-            where = redact_url(self.cfg.source.url)
-            if state == CameraState.FAILED:
-                log.error("camera %r (%s): failed: %s", self.name, where, error)
-            elif state == CameraState.RECONNECTING:
-                log.warning("camera %r (%s): reconnecting: %s", self.name, where, error)
-            else:
-                log.info("camera %r (%s): %s", self.name, where, state)
-            if self.on_status is not None:
-                self.on_status(self.name, state, error)
+            self._publish(state, error)
+
+    def _publish(self, state: CameraState, error: str | None) -> None:
+        """Log and publish a state change, once per change, never the password (caller holds the lock)."""
+        same = state == self.state and (state != CameraState.DEGRADED or error == self.status_error)
+        if same and self._announced:
+            return
+        self._announced = True
+        self.state, self.status_error = state, error
+        where = redact_url(self.cfg.source.url)
+        if state == CameraState.FAILED:
+            log.error("camera %r (%s): failed: %s", self.name, where, error)
+        elif state in (CameraState.RECONNECTING, CameraState.DEGRADED):
+            log.warning("camera %r (%s): %s: %s", self.name, where, state, error)
+        else:
+            log.info("camera %r (%s): %s", self.name, where, state)
+        if self.on_status is not None:
+            self.on_status(self.name, state, error)

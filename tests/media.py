@@ -1,10 +1,13 @@
-"""Test media made from the real clips in ../shared, without re-encoding."""
+"""Test media made from the real clips in ../shared (remuxed, not re-encoded, but for MJPEG), and damaged copies."""
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
+from typing import NamedTuple
 
 import av
+import numpy as np
 
 
 def remux(src: Path, dst: Path, **open_kwargs: object) -> Path:
@@ -16,4 +19,58 @@ def remux(src: Path, dst: Path, **open_kwargs: object) -> Path:
             if packet.dts is not None:  # the demuxer's final flush packet carries no data
                 packet.stream = stream_out
                 out.mux(packet)
+    return dst
+
+
+def damage(src: Path, dst: Path, *, size: int = 50_000, at: float = 0.5, seed: int = 12) -> Path:
+    """Copy `src` to `dst` with `size` bytes around the fraction `at` of the file overwritten by random bytes."""
+    data = bytearray(src.read_bytes())
+    start = int(len(data) * at) - size // 2
+    data[start : start + size] = random.Random(seed).randbytes(size)
+    dst.write_bytes(data)
+    return dst
+
+
+def scramble_after_header(src: Path, dst: Path, *, seed: int = 7) -> Path:
+    """Copy an MP4 whose index (moov) comes first, with every byte of the media data (mdat) made random."""
+    data = bytearray(src.read_bytes())
+    mdat = data.find(b"mdat") + 4
+    assert mdat > 4 and data.find(b"moov") < mdat, f"{src} has no index before its media data"
+    data[mdat:] = random.Random(seed).randbytes(len(data) - mdat)
+    dst.write_bytes(data)
+    return dst
+
+
+class Tolerant(NamedTuple):
+    frames: list[np.ndarray]
+    bad_packets: int
+
+
+def decode_tolerantly(path: Path) -> Tolerant:
+    """What FFmpeg's own error-tolerant decode gets (the ffmpeg CLI logs a refused packet and goes on):
+    every packet through the decoder, frame threads like the CLI, refused packets skipped and counted."""
+    frames, bad = [], 0
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for packet in container.demux(stream):
+            try:
+                frames += [f.to_ndarray(format="bgr24") for f in stream.codec_context.decode(packet)]
+            except av.InvalidDataError:
+                bad += 1
+    return Tolerant(frames, bad)
+
+
+def mjpeg_parts(src: Path, dst: Path, *, frames: int = 50) -> Path:
+    """The first `frames` frames of `src` as JPEGs in a multipart stream (what an MJPEG IP camera sends over
+    http; FFmpeg's mpjpeg format). JPEG needs a re-encode, the one exception in this module."""
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mpjpeg") as out:
+        stream_in = inp.streams.video[0]
+        stream = out.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = stream_in.width, stream_in.height, "yuvj420p"
+        for i, frame in enumerate(inp.decode(stream_in)):
+            if i == frames:
+                break
+            out.mux(stream.encode(frame.reformat(format="yuvj420p")))
+        out.mux(stream.encode())
     return dst

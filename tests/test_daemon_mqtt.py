@@ -98,3 +98,52 @@ def test_sigterm_drains_and_exits_0(tmp_path: Path, mosquitto, seg_model: Path, 
         rest = sub.drain(quiet=1.0)
     assert any(m.topic == "test/available" and m.text == "offline" for m in rest)
     assert any(m.topic == "test/bikes/status" and m.json()["state"] == "stopped" for m in rest)
+
+
+def test_a_failed_camera_stays_failed_with_its_reason_after_shutdown(
+    tmp_path: Path,
+    mosquitto,  # noqa: F811
+    seg_model: Path,
+    bikes_mp4: Path,
+) -> None:
+    path = config(tmp_path, mosquitto, seg_model, bikes_mp4)
+    path.write_text(
+        path.read_text().replace("fps: 5", "fps: 1") + f"  gone:\n    source: {{url: {tmp_path}/nope.mp4}}\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "streamseg", "run", str(path)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 1, proc.stderr  # a camera failed
+    with Subscriber(mosquitto, "test/+/status") as late:
+        retained = {m.topic: m.json() for m in late.drain(quiet=0.5) if m.retain}
+    assert retained["test/bikes/status"]["state"] == "stopped"
+    gone = retained["test/gone/status"]
+    assert gone["state"] == "failed" and "nope.mp4" in gone["error"], gone
+    validate("status", gone)
+
+
+def test_what_mqtt_lost_while_the_broker_was_down_is_in_the_final_summary(
+    tmp_path: Path,
+    mosquitto,  # noqa: F811
+    seg_model: Path,
+    bikes_mp4: Path,
+) -> None:
+    path = config(tmp_path, mosquitto, seg_model, bikes_mp4, loop="true")
+    path.write_text(path.read_text().replace("topic_prefix: test}", "topic_prefix: test, outbox: {path: o.sqlite}}"))
+    with Subscriber(mosquitto, "test/bikes/detections") as sub:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamseg", "run", str(path)],
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        sub.wait_for("test/bikes/detections", timeout=60)
+    mosquitto.stop()  # the final stats and the last detections cannot go out now
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    summary = [line for line in stderr.splitlines() if "summary mqtt:" in line]
+    assert len(summary) == 1, stderr
+    assert "dropped from the memory queue" in summary[0]  # the final stats (QoS 0) at least
+    assert f"left in the outbox {tmp_path / 'o.sqlite'} for the next start" in summary[0], summary[0]

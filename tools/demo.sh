@@ -11,6 +11,9 @@ fi
 bash tools/system-deps.sh
 bash tools/setup.sh dev
 mkdir -p out
+# streamseg never overwrites an output (a second run would append to bikes.jsonl and write bikes-1.mp4);
+# the demo starts from scratch, so it removes its own previous outputs.
+rm -f out/bikes.mp4 out/bikes.jsonl
 broker_pid="" sub_pid=""
 cleanup() { kill $sub_pid $broker_pid 2>/dev/null || true; }
 trap cleanup EXIT

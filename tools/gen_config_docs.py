@@ -15,16 +15,19 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from streamseg.config.app import AppConfig
+from streamseg.config.loader import MAX_BYTES, MAX_DEPTH, MAX_VALUES
 
 OUT = Path(__file__).resolve().parent.parent / "docs" / "config.md"
 
-HEADER = """# Configuration reference
+HEADER = f"""# Configuration reference
 
 Generated from the schema by `tools/gen_config_docs.py`; do not edit by hand.
 
 One YAML file. `defaults:` is merged into every camera (a camera's own keys win, key by key).
-`${VAR}` and `${VAR:-fallback}` are replaced from the environment in every string value.
+`${{VAR}}` and `${{VAR:-fallback}}` are replaced from the environment in every string value.
 Relative paths are resolved against the config file's folder. Unknown keys are errors.
+Duplicate keys are errors too; a config file may be at most {MAX_BYTES // 2**20} MiB, nested at most {MAX_DEPTH}
+levels, and its YAML aliases may expand to at most {MAX_VALUES} values.
 `streamseg validate FILE` checks it all without connecting to anything.
 """
 

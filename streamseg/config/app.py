@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamseg.config.base import Section
 from streamseg.config.camera import CameraConfig
 from streamseg.config.mqtt import MqttConfig
+from streamseg.config.outputs import path_collisions
 
-CAMERA_NAME = r"^[A-Za-z0-9_-]+$"
+# A camera's name is one MQTT topic level ({prefix}/{camera}/...): letters, digits, '_' and '-' only.
+# fullmatch: `$` in re.match also matches before a trailing newline, and "front\n" is not a usable topic level.
+CAMERA_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class AppConfig(Section):
@@ -18,7 +23,9 @@ class AppConfig(Section):
     defaults: dict[str, Any] = Field(
         default_factory=dict, description="Keys merged into every camera; a camera's own keys win."
     )
-    cameras: dict[str, CameraConfig] = Field(description="Cameras by name; the name is used in MQTT topics.")
+    cameras: dict[str, CameraConfig] = Field(
+        description="Cameras by name; the name is an MQTT topic level: letters, digits, '_' and '-'."
+    )
     stats_interval: float = Field(10.0, gt=0, description="Seconds between stats messages.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
     metrics_port: int | None = Field(
@@ -31,11 +38,25 @@ class AppConfig(Section):
     @field_validator("cameras")
     @classmethod
     def _names(cls, cameras: dict[str, CameraConfig]) -> dict[str, CameraConfig]:
-        import re
-
         if not cameras:
             raise ValueError("at least one camera is required")
-        bad = [name for name in cameras if not re.match(CAMERA_NAME, name)]
+        bad = [name for name in cameras if not CAMERA_NAME.fullmatch(name)]
         if bad:
-            raise ValueError(f"camera names may use only letters, digits, '_' and '-' (MQTT topics): {bad}")
+            names = ", ".join(repr(name) for name in bad)  # repr: a newline or NUL shows as \n, \x00
+            what = "camera name {} is not a valid MQTT topic level" if len(bad) == 1 else "camera names {} are not"
+            raise ValueError(f"{what.format(names)}: camera names may use only letters, digits, '_' and '-'")
         return cameras
+
+    @model_validator(mode="after")
+    def _outputs_overwrite_nothing(self, info: ValidationInfo) -> AppConfig:
+        """An output path that is an input, the outbox or another output: one problem per field."""
+        problems = path_collisions(self, (info.context or {}).get("config_path"))
+        if problems:
+            errors = [
+                InitErrorDetails(
+                    type=PydanticCustomError("output_path", "{problem}", {"problem": problem}), loc=loc, input=None
+                )
+                for loc, problem in problems
+            ]
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+        return self

@@ -10,7 +10,8 @@ from pydantic import Field, field_validator
 from streamseg.config.base import Section
 
 # Names become MQTT topic levels: keep them to one safe level, and off the camera's own topics.
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# fullmatch, not `$`: re.match("...$") accepts a trailing newline, which no broker takes in a topic.
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 RESERVED = frozenset({"status", "detections", "events", "snapshot", "zones", "lines", "available", "stats", "all"})
 MAX_COORD = 16384  # pixels; larger than any camera frame we decode
 
@@ -26,7 +27,9 @@ def _check_point(p: Point) -> Point:
 
 class ZoneConfig(Section):
     points: list[Point] = Field(
-        min_length=3, description="Polygon corners [[x, y], ...] in image pixels (origin top-left); 3 or more."
+        min_length=3,
+        description="Polygon corners [[x, y], ...] in image pixels (origin top-left); 3 or more. A zone reaching "
+        "outside the frame is clipped to it (logged once): only its part inside the frame counts.",
     )
     min_overlap: float = Field(
         0.25,
@@ -78,9 +81,9 @@ class LineConfig(Section):
 def check_names(kind: str, names: list[str]) -> None:
     """Zone and line names are MQTT topic levels: safe characters, and none of the reserved words."""
     for name in names:
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ValueError(
-                f"{kind} name {name!r} may use only letters, digits, '_' and '-' (it is an MQTT topic level)"
+                f"{kind} name {name!r} is not a valid MQTT topic level: use 1 to 64 letters, digits, '_' and '-'"
             )
         if name.lower() in RESERVED:
             raise ValueError(f"{kind} name {name!r} is reserved (topics: {', '.join(sorted(RESERVED))})")

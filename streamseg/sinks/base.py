@@ -1,12 +1,16 @@
-"""What every sink receives, and the thread + bounded queue that keeps a slow sink off the hot path."""
+"""What every sink receives, and the thread + bounded queue that keeps a slow or failing sink off the hot path."""
 
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
+import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -33,7 +37,19 @@ class FrameResult:
     encoded: dict = field(default_factory=dict)  # wire encodings of `detections`, shared by the sinks
 
 
-_STOP = object()
+SINK_STATES = ("ok", "failing")  # a sink's state in `{prefix}/stats` and the metrics
+
+
+def describe_error(exc: BaseException, target: str = "") -> str:
+    """An exception as the reason part of a message: `[Errno 28] No space left on device`.
+
+    The file an OSError names is added unless `target` (what the message is about) already ends with it.
+    """
+    if isinstance(exc, OSError) and exc.strerror:
+        reason = f"[Errno {exc.errno}] {exc.strerror}" if exc.errno else exc.strerror
+        filename = None if exc.filename is None else str(exc.filename)
+        return f"{reason}: {filename}" if filename and not target.endswith(filename) else reason
+    return str(exc) or type(exc).__name__
 
 
 class Sink(ABC):
@@ -42,51 +58,108 @@ class Sink(ABC):
     `submit` never blocks inference unless `block_when_full` is set (file pipelines, where the user wants
     every frame in the output and the source itself is paced by the pipeline); otherwise a full queue drops
     the result and counts it in `dropped`.
+
+    A write that raises is retried, the same result again, with capped exponential backoff (`retry_initial`
+    doubling to `retry_max` seconds), so a transient failure (a full disk that is freed, a path that comes
+    back) loses nothing. Meanwhile `error` names the output and the reason (`jsonl output /data/x.jsonl:
+    [Errno 28] No space left on device`), `on_change` is called, new results queue up to the bound and the
+    rest are dropped and counted, even with `block_when_full`: a camera never waits on a failing sink.
+    `stop` drains what is queued; a sink still failing then gives up after `timeout` seconds (counting what
+    it could not write as dropped), so the end of a stream never hangs on a dead output.
     """
 
     needs_image: bool = False  # a class or instance attribute: the pipeline copies frames when any sink says so
     kind: ClassVar[str] = "sink"
+    retry_initial: float = 0.5
+    retry_max: float = 30.0
+    drain_timeout: float = 10.0  # default for stop(): how long a failing sink keeps trying at the end
 
     def __init__(self, camera: str, *, queue_size: int = 64, block_when_full: bool = False) -> None:
         self.camera = camera
         self.block_when_full = block_when_full
-        self.written = 0
-        self.dropped = 0
-        self.error: str | None = None
+        self.written = 0  # results handled
+        self.dropped = 0  # results lost: queue full, or still unwritten when a failing sink gave up at the end
+        self.failures = 0  # failed write attempts, retries included
+        self.error: str | None = None  # while failing: "<target>: <reason>"; None once a write succeeds again
+        self.label: str | None = None  # overrides `target` in messages (e.g. the MQTT sink's outbox path)
+        self.on_change: Callable[[Sink], None] | None = None  # called when `error` changes (on any thread)
         self.busy_s = 0.0  # time spent in write(), for bench per-stage figures
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._deadline = math.inf  # monotonic time after which a failing sink gives up (set by request_stop)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self.open()
+        try:
+            self.open()  # on the caller's thread, so a broken output shows at start-up
+        except Exception as exc:  # the worker retries with the first result
+            self._failed(exc)
         self._thread = threading.Thread(target=self._run, name=f"{self.kind}:{self.camera}", daemon=True)
         self._thread.start()
 
     def submit(self, result: FrameResult) -> bool:
-        if self.error is not None:
-            return False
+        # A batch job (block_when_full) waits for a healthy sink so its output is complete, but never for a
+        # failing one: then results queue up to the bound and the rest are dropped, as for a live camera.
+        while self.block_when_full and self.error is None:
+            try:
+                self._queue.put(result, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
         try:
-            if self.block_when_full:
-                self._queue.put(result)
-            else:
-                self._queue.put_nowait(result)
+            self._queue.put_nowait(result)
             return True
         except queue.Full:
             self.dropped += 1
             return False
 
-    def stop(self, timeout: float | None = 30.0) -> None:
-        """Drain what is queued, then close."""
+    def request_stop(self, timeout: float | None = None) -> None:
+        """Write what is queued, then close; a failing sink gives up after `timeout` (drain_timeout) seconds."""
+        self._deadline = time.monotonic() + (self.drain_timeout if timeout is None else timeout)
+        self._stopping.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the worker to finish (request_stop first); False if it is still busy after `timeout`."""
         if self._thread is None:
-            return
-        self._queue.put(_STOP)
+            return True
         self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("camera %r: %s still busy (%d results queued)", self.camera, self.target, self.depth)
+            return False
         self._thread = None
+        return True
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Drain what is queued, then close (bounded: see request_stop)."""
+        self.request_stop(timeout)
+        self.join((self.drain_timeout if timeout is None else timeout) + 30.0)
 
     @property
     def depth(self) -> int:
         return self._queue.qsize()
+
+    @property
+    def state(self) -> str:
+        return "failing" if self.error is not None else "ok"
+
+    @property
+    def target(self) -> str:
+        """What the sink writes to, for messages: `jsonl output /data/out.jsonl`."""
+        return self.label or f"{self.kind} output"
+
+    def outputs(self) -> list[Path]:
+        """Files this run actually wrote data to (for the summary); none for sinks without files."""
+        return []
+
+    def stats(self) -> dict:
+        return {
+            "state": self.state,
+            "error": self.error,
+            "written": self.written,
+            "dropped": self.dropped,
+            "failures": self.failures,
+        }
 
     # -- to implement ------------------------------------------------------------------------------
     def open(self) -> None:  # noqa: B027 - optional hook
@@ -94,31 +167,83 @@ class Sink(ABC):
 
     @abstractmethod
     def write(self, result: FrameResult) -> None:
-        """Handle one result (on the sink's thread)."""
+        """Handle one result (on the sink's thread). Raising means "not written": the same result comes again."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release (on the sink's thread, after the queue is drained)."""
 
     # -- worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
-        import time
-
         while True:
-            item = self._queue.get()
-            if item is _STOP:
-                break
-            if self.error is not None:
-                continue  # keep draining so a blocked producer is released
-            t0 = time.perf_counter()
             try:
-                self.write(item)
-                self.written += 1
-            except Exception as exc:  # one broken sink must not take the camera down
-                self.error = f"{self.kind} sink for camera {self.camera!r} failed: {exc}"
-                log.error(self.error)
-            self.busy_s += time.perf_counter() - t0
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    break
+                continue
+            if not self._deliver(item):  # failing and past the end-of-stream deadline
+                lost = 1 + self._discard()
+                self.dropped += lost
+                log.error("camera %r: %s: gave up, %d result(s) not written", self.camera, self.error, lost)
+                break
         try:
             self.close()
         except Exception as exc:
-            self.error = self.error or f"{self.kind} sink for camera {self.camera!r} failed to close: {exc}"
-            log.error(self.error)
+            self._failed(exc)
+
+    def _deliver(self, item: FrameResult) -> bool:
+        """Write `item`, retrying with backoff; False when giving up (stopping, past the deadline)."""
+        delay = self.retry_initial
+        while True:
+            t0 = time.perf_counter()
+            try:
+                self.write(item)
+            except Exception as exc:  # one broken sink must not take the camera down
+                self.busy_s += time.perf_counter() - t0
+                self.failures += 1
+                self._failed(exc)
+                if not self._stopping.is_set():
+                    self._stopping.wait(delay)  # stop() cuts the wait short: one more try at once
+                else:
+                    left = self._deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    time.sleep(min(delay, left))
+                delay = min(2 * delay, self.retry_max)
+                continue
+            self.busy_s += time.perf_counter() - t0
+            self.written += 1
+            if self.error is not None:
+                log.warning(
+                    "camera %r: %s: writing again (%d failed attempt(s), %d result(s) dropped so far)",
+                    self.camera,
+                    self.target,
+                    self.failures,
+                    self.dropped,
+                )
+                self._set_error(None)
+            return True
+
+    def _failed(self, exc: BaseException) -> None:
+        target = self.target
+        error = f"{target}: {describe_error(exc, target)}"
+        if error != self.error:  # once per distinct error, not once per retry
+            log.error("camera %r: %s (retrying)", self.camera, error)
+            self._set_error(error)
+
+    def _set_error(self, error: str | None) -> None:
+        self.error = error
+        if self.on_change is not None:
+            try:
+                self.on_change(self)
+            except Exception:
+                log.exception("camera %r: sink state listener failed", self.camera)
+
+    def _discard(self) -> int:
+        n = 0
+        while True:
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                return n
+            n += 1

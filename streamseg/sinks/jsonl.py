@@ -5,6 +5,8 @@ Each line is the MQTT payload of the same topic plus a `topic` key, so a file an
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from pathlib import Path
 from typing import IO
@@ -14,6 +16,14 @@ from streamseg.sinks.serialize import dumps, frame_payload
 
 
 class JsonlSink(Sink):
+    """Appends to `path`: a restart keeps what earlier runs wrote.
+
+    Each result's lines go to the file in one unbuffered write, so a failure is seen at once (and retried by
+    the base class) and a crash never leaves half a result buffered. A write cut short (a full disk) is cut
+    back off the file, so every line stays whole JSON. Like logging's WatchedFileHandler, the file is opened
+    again when `path` no longer names it (moved away by log rotation, deleted, replaced).
+    """
+
     kind = "jsonl"
 
     def __init__(
@@ -30,14 +40,29 @@ class JsonlSink(Sink):
         self.path = Path(path)
         self.mask_format = mask_format
         self.polygon_tolerance = polygon_tolerance
-        self._file: IO[str] | None = None
+        self.lines = 0  # lines this run wrote
+        self._file: IO[bytes] | None = None
+
+    @property
+    def target(self) -> str:
+        return f"jsonl output {self.path}"
+
+    def outputs(self) -> list[Path]:
+        return [self.path] if self.lines else []
 
     def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = self.path.open("w", encoding="utf-8")
+        file = self.path.open("a+b", buffering=0)  # + : to read the last byte
+        try:
+            size = os.fstat(file.fileno()).st_size
+            if size and os.pread(file.fileno(), 1, size - 1) != b"\n":
+                file.write(b"\n")  # a line cut short earlier (a crash): keep it, start ours on a line of its own
+        except BaseException:
+            file.close()
+            raise
+        self._file = file
 
     def write(self, result: FrameResult) -> None:
-        assert self._file is not None
         lines = []
         if not result.final:
             payload = frame_payload(
@@ -45,10 +70,46 @@ class JsonlSink(Sink):
             )
             lines.append(dumps({"topic": "detections", **payload}))
         lines.extend(dumps({"topic": "events", **event.to_dict()}) for event in result.events)
-        if lines:
-            self._file.write("\n".join(lines) + "\n")
+        if not lines:
+            return
+        if self._file is not None and self._replaced():
+            self._discard_file()
+        if self._file is None:
+            self.open()
+        assert self._file is not None
+        fd = self._file.fileno()
+        data = memoryview(("\n".join(lines) + "\n").encode())
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[self._file.write(data) :]
+        except BaseException:
+            # Drop the part-line a short write left (ENOSPC); it is retried whole. Should that fail too, open()
+            # starts the retry on a line of its own.
+            with contextlib.suppress(OSError):
+                if os.fstat(fd).st_size > start:
+                    os.ftruncate(fd, start)
+            self._discard_file()
+            raise
+        self.lines += len(lines)
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def _replaced(self) -> bool:
+        """`path` no longer names the open file (moved, deleted, replaced)."""
+        assert self._file is not None
+        try:
+            on_disk = os.stat(self.path)
+        except OSError:
+            return True
+        ours = os.fstat(self._file.fileno())
+        return (on_disk.st_dev, on_disk.st_ino) != (ours.st_dev, ours.st_ino)
+
+    def _discard_file(self) -> None:
+        file, self._file = self._file, None
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()

@@ -5,8 +5,11 @@ Topics and payloads are the public contract in docs/mqtt.md (schemas in streamse
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -19,10 +22,11 @@ import paho.mqtt.client as mqtt
 import supervision as sv
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from streamseg.config.mqtt import topic_problem
 from streamseg.config.snapshots import SnapshotsConfig
 from streamseg.detections import labels_of
 from streamseg.sinks.base import FrameResult, Sink
-from streamseg.sinks.outbox import Outbox
+from streamseg.sinks.outbox import Outbox, Throttle, kinds_text
 from streamseg.sinks.serialize import dumps, frame_payload
 
 log = logging.getLogger(__name__)
@@ -36,8 +40,13 @@ def _not_a_real_error(record: logging.LogRecord) -> bool:
 _paho_log = logging.getLogger(f"{__name__}.paho")
 _paho_log.addFilter(_not_a_real_error)
 
-STATES = ("starting", "streaming", "reconnecting", "failed", "stopped")
+STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
 PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576  # EMQX's default limit; mosquitto has none
+STRIKES = 3  # connections lost in a row with the same message first in line, unacknowledged: it is set aside
+# Messages not delivered as published, by why; counted in metrics() (and {prefix}/stats), logged once per burst.
+LOSSES = ("degraded", "too_large", "rejected", "set_aside")
+_TAKEN_BACK = object()  # in `_early`: a message taken back from paho before _send() recorded its mid
 
 
 class MqttPublisher:
@@ -50,6 +59,13 @@ class MqttPublisher:
     outbox when the broker acknowledged it. Other messages (and all of them without an outbox) wait in paho's
     memory queue while the broker is down (QoS >= 1 only, at most `max_queued`; the rest are counted in
     `dropped`). Thread-safe: every sink publishes from its own thread. Credentials are never logged.
+
+    No poison message: one message the broker cannot take never blocks the ones behind it. Nothing larger
+    than `max_message_bytes` (or, MQTT 5, the broker's Maximum Packet Size) reaches paho: detections lose
+    their masks and events their older line crossings first (`shrink`), what still does not fit is dropped.
+    A message paho refuses (bad topic) or the broker answers with a failure code (MQTT 5 PUBACK) is dropped,
+    not retried. And a message still first in line, unacknowledged, after STRIKES lost connections in a row
+    (a broker limit we could not know) is set aside. Each is counted in `metrics()` and logged once a burst.
     """
 
     def __init__(
@@ -71,6 +87,7 @@ class MqttPublisher:
         tls_insecure: bool = False,
         max_queued: int = 10_000,
         max_inflight: int = 20,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         outbox: Outbox | None = None,
         outbox_window: int = 100,
         autostart: bool = True,
@@ -83,20 +100,29 @@ class MqttPublisher:
         self.client_id = client_id or f"streamseg-{socket.gethostname()}-{os.getpid()}"
         self.keepalive = keepalive
         self.dropped = 0  # messages paho refused (queue full, or QoS 0 while disconnected)
+        self.counts: Counter[str] = Counter()  # LOSSES -> messages
+        self.unsent = 0  # messages still in paho's memory queue when close() gave up waiting (lost)
+        self._v5 = protocol == "5"
+        self._max_bytes = max_message_bytes
+        self._broker_max: int | None = None  # MQTT 5: the broker's Maximum Packet Size, from CONNACK
 
         self.outbox = outbox
         self._window = outbox_window
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)  # notified on acks, new outbox rows, (dis)connection
-        self._inflight: dict[int, int | None] = {}  # paho mid -> outbox row id (None: not from the outbox)
-        self._early: set[int] = set()  # mids acknowledged before publish() returned them to us
+        self._inflight: dict[int, tuple[int | None, str]] = {}  # paho mid -> (outbox row id or None, topic)
+        self._early: dict[int, Any] = {}  # mid -> PUBACK reason, for acks that came before publish() returned
         self._rows_out = 0  # outbox rows handed to paho and not yet acknowledged
         self._last_row = 0  # highest outbox row id handed to paho
         self._resync = False  # after a connection loss: paho re-sends the rows it holds before we add more
+        self._suspect: int | None = None  # mid first in line when the connection was lost, and how many times
+        self._strikes = 0
         self._sender: threading.Thread | None = None
         self._connected = threading.Event()
         self._down_logged = False  # one warning per outage, not one per retry
         self._drop_logged = False
+        self._count_lock = threading.Lock()
+        self._throttles = {loss: Throttle() for loss in (*LOSSES, "sender")}
         self._status: dict[str, dict[str, Any]] = {}  # camera -> last status payload
         self._started = self._closed = False
 
@@ -143,24 +169,32 @@ class MqttPublisher:
     def wait_connected(self, timeout: float | None = None) -> bool:
         return self._connected.wait(timeout)
 
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest PUBLISH packet sent: the setting, or the broker's Maximum Packet Size when smaller."""
+        return min(self._max_bytes, self._broker_max or self._max_bytes)
+
     def close(self, timeout: float = 5.0) -> None:
         """Mark every camera `stopped` and the daemon `offline`, wait (bounded) for delivery, disconnect.
 
-        What the outbox still holds then (the broker is down) stays on disk for the next start.
+        A camera whose last state is `failed` keeps it, and its error. What the outbox still holds then (the
+        broker is down) stays on disk for the next start; `summary()` says what was lost and what is left.
         """
         if self._closed:
             return
         deadline = time.monotonic() + timeout
         if self._started and self.outbox is not None:
             self.wait_idle(timeout)  # events before `stopped` / `offline`, when the broker is there
-        for camera in list(self._status):
-            self.status(camera, "stopped")
+        for camera, payload in list(self._status.items()):
+            if payload["state"] != "failed":  # `failed` says why the camera is gone: keep it retained
+                self.status(camera, "stopped")
         self.publish("available", "offline", retain=True, qos=1)
         self._closed = True
         if self._started:
             if not self.wait_idle(max(0.0, deadline - time.monotonic())):
                 log.warning("MQTT: closing with %d message(s) not delivered to %s", self.pending, self._where)
             with self._idle:
+                self.unsent = len(self._inflight) - self._rows_out  # paho's memory queue dies with the client
                 self._idle.notify_all()  # the sender sees _closed and ends
             if self._sender is not None:
                 self._sender.join(5)
@@ -200,23 +234,30 @@ class MqttPublisher:
         """Publish to `{prefix}/{topic_suffix}`; a dict goes out as compact JSON.
 
         `kind` ("events" / "detections") routes the message through the disk outbox, when there is one.
-        Returns False when the message was dropped (counted in `dropped`). Other messages to a broker that
-        is down wait in paho's memory queue (QoS >= 1).
+        Returns False when the message was dropped (counted in `dropped`, or in `counts` when it is too
+        large or its topic invalid). Other messages to a broker that is down wait in paho's memory queue
+        (QoS >= 1).
         """
         if self._closed:
             log.debug("MQTT: publish to %s after close ignored", topic_suffix)
             return False
         qos = self.qos if qos is None else qos
-        data = (
-            payload if isinstance(payload, bytes) else (dumps(payload) if isinstance(payload, dict) else str(payload))
-        )
+        if isinstance(payload, bytes):
+            data = payload
+        else:
+            data = (dumps(payload) if isinstance(payload, dict) else str(payload)).encode()
+        topic = self.topic(topic_suffix)
+        data = self._fit(topic, data, qos, kind)  # here too: what can never be sent takes no room on disk
+        if data is None:
+            return False
         if kind is not None and self.outbox is not None:
-            blob = data if isinstance(data, bytes) else data.encode()
-            self.outbox.put(self.topic(topic_suffix), blob, kind=kind, qos=qos, retain=retain)
+            self.outbox.put(topic, data, kind=kind, qos=qos, retain=retain)
             with self._idle:
                 self._idle.notify_all()  # wake the sender
             return True
-        info = self._send(self.topic(topic_suffix), data, qos, retain, None)
+        info = self._send(topic, data, qos, retain, None)
+        if info is None:
+            return False
         # QoS >= 1 with NO_CONN is queued (sent on connect); QoS 0 with NO_CONN is gone.
         lost = info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE or (qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS)
         if lost:
@@ -227,26 +268,89 @@ class MqttPublisher:
                 log.warning("MQTT: dropping messages for %s (not connected, memory queue full or QoS 0)", self._where)
         return not lost
 
-    def _send(self, topic: str, data: str | bytes, qos: int, retain: bool, row: int | None) -> mqtt.MQTTMessageInfo:
-        """Hand one message to paho and remember its mid until the broker acknowledges it."""
-        # Never hold our lock across paho's publish(): paho calls on_publish holding its own lock.
-        info = self._client.publish(topic, data, qos=qos, retain=retain)
+    def _fit(self, topic: str, data: bytes, qos: int, kind: str | None) -> bytes | None:
+        """`data` as it can go to the broker: as it is, or shrunk (see `shrink`); None: dropped and counted."""
+        limit = self.max_message_bytes
+        size = packet_size(topic, len(data), qos, v5=self._v5)
+        if size <= limit:
+            return data
+        why = f"over the {limit}-byte limit ({self._limit_source})"
+        shrunk = shrink(kind, data)
+        if shrunk is not None:
+            smaller, what = shrunk
+            if packet_size(topic, len(smaller), qos, v5=self._v5) <= limit:
+                msg = "MQTT: a %d-byte message to %s is %s: sent without its %s"
+                self._count("degraded", msg, size, topic, why, what)
+                return smaller
+            why += f", still {len(smaller)} bytes without its {what}"
+        self._count("too_large", "MQTT: a %d-byte message to %s is dropped: %s", size, topic, why)
+        return None
+
+    @property
+    def _limit_source(self) -> str:
+        if self._broker_max is not None and self._broker_max < self._max_bytes:
+            return "the broker's Maximum Packet Size"
+        return "mqtt.max_message_bytes"
+
+    def _count(self, loss: str, msg: str, *args: Any) -> None:
+        """Count a message not delivered as published, and log it: the first of a burst, then once a minute."""
+        with self._count_lock:
+            self.counts[loss] += 1
+        held = self._throttles[loss].allow()
+        if held is not None:
+            more = f" ({held} more since the last such warning)" if held else ""
+            log.warning(msg + "%s; counted in stats as mqtt.%s", *args, more, loss)
+
+    def _send(self, topic: str, data: bytes, qos: int, retain: bool, row: int | None) -> mqtt.MQTTMessageInfo | None:
+        """Hand one message to paho and remember its mid until the broker acknowledges it.
+
+        None: the topic can never be published to (a wildcard, a NUL, too long), so the message is dropped
+        (a row leaves the outbox) and counted rather than offered to a broker that would drop the connection.
+        """
+        problem = _topic_problem(topic)
+        if problem is None:
+            try:
+                # Never hold our lock across paho's publish(): paho calls on_publish holding its own lock.
+                info = self._client.publish(topic, data, qos=qos, retain=retain)
+            except ValueError as exc:  # paho's own checks (topic or payload too long, wildcards)
+                problem = str(exc)
+        if problem is not None:
+            self._give_up(row, "rejected", "MQTT: cannot publish to %r: the topic %s; dropped", topic, problem)
+            return None
         queued = info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (qos > 0 and info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN)
         if queued:
             with self._idle:
                 if row is not None:
                     self._rows_out += 1
                 if info.mid in self._early:  # already acknowledged
-                    self._early.discard(info.mid)
-                    self._acked(row)
+                    self._settle(row, topic, self._early.pop(info.mid))
                 else:
-                    self._inflight[info.mid] = row
+                    self._inflight[info.mid] = (row, topic)
         return info
 
-    def _acked(self, row: int | None) -> None:
-        """Caller holds the lock."""
+    def _give_up(self, row: int | None, loss: str, msg: str, *args: Any) -> None:
+        """A message that will never be delivered: out of the outbox, counted, logged (once a burst)."""
+        if row is not None:
+            assert self.outbox is not None
+            self.outbox.remove(row)
+            with self._idle:
+                self._idle.notify_all()
+        self._count(loss, msg, *args)
+
+    def _settle(self, row: int | None, topic: str, reason: Any) -> None:
+        """The broker answered a message (caller holds the lock); either way it is not sent again."""
         if row is not None:
             self._rows_out -= 1
+        if reason is _TAKEN_BACK:  # already counted
+            if row is not None:
+                assert self.outbox is not None
+                self.outbox.remove(row)
+        elif getattr(reason, "is_failure", False):  # MQTT 5: a PUBACK with a reason code >= 0x80
+            if row is not None:
+                assert self.outbox is not None
+                self.outbox.remove(row)
+            self._count("rejected", "MQTT: the broker refused a message to %s: %s; not retried", topic, reason)
+        elif row is not None:
             assert self.outbox is not None
             self.outbox.ack(row)
         self._idle.notify_all()
@@ -267,14 +371,26 @@ class MqttPublisher:
                 room = self._window - self._rows_out
             if not ready:
                 continue
-            rows = self.outbox.after(self._last_row, room)
+            try:
+                rows = self.outbox.after(self._last_row, room)
+            except Exception as exc:  # the disk: the sender must outlive it, and try again
+                if self._throttles["sender"].allow() is not None:
+                    log.error("MQTT: cannot read the outbox %s: %s; retrying", self.outbox.path, exc)
+                rows = None
             if not rows:
                 with self._idle:
-                    self._idle.wait(0.5)  # publish() notifies when a row arrives
+                    self._idle.wait(0.5 if rows is not None else 1.0)  # publish() notifies when a row arrives
                 continue
             for row in rows:
-                self._send(row.topic, row.payload, row.qos, row.retain, row.id)
-                self._last_row = row.id
+                self._last_row = row.id  # first: a row that fails below is not tried again
+                try:
+                    data = self._fit(row.topic, row.payload, row.qos, row.kind)  # the broker's limit may be new
+                    if data is None:
+                        self.outbox.remove(row.id)
+                    else:
+                        self._send(row.topic, data, row.qos, row.retain, row.id)
+                except Exception as exc:  # never let one message end the sender: the rest must flow
+                    self._give_up(row.id, "rejected", "MQTT: cannot publish to %r: %r; dropped", row.topic, exc)
 
     def status(self, camera: str, state: str, *, fps: float | None = None, error: str | None = None) -> None:
         """Retained `{prefix}/{camera}/status`; `since` moves only when the state changes."""
@@ -297,12 +413,43 @@ class MqttPublisher:
         self.publish("stats", {**payload, "mqtt": self.metrics()}, qos=0)
 
     def metrics(self) -> dict:
-        """Connection state, messages dropped from the memory queue, and the outbox's figures."""
+        """Connection state, messages lost or shrunk (by why), the size limit in force, the outbox's figures."""
+        with self._count_lock:
+            counts = {loss: self.counts[loss] for loss in LOSSES}
         return {
             "connected": self.connected,
             "dropped": self.dropped,
+            **counts,
+            "max_message_bytes": self.max_message_bytes,
             "outbox": None if self.outbox is None else self.outbox.stats(),
         }
+
+    def summary(self) -> str:
+        """One line for the final log summary: what was delivered, lost and why, and left for the next start.
+
+        Written for the case the last `{prefix}/stats` cannot tell: the broker is down at shutdown.
+        """
+        ob = self.outbox
+        parts = [] if ob is None else [f"{ob.acked} delivered from the outbox"]
+        lost = []
+        if ob is not None and sum(ob.dropped.values()):
+            lost.append(f"{kinds_text(ob.dropped)} dropped (outbox full)")
+        if self.dropped:
+            lost.append(f"{self.dropped} dropped from the memory queue (full, or QoS 0 while disconnected)")
+        if self.counts["too_large"]:
+            lost.append(f"{self.counts['too_large']} too large for the broker")
+        if self.counts["rejected"]:
+            lost.append(f"{self.counts['rejected']} refused (by the broker, or an invalid topic)")
+        if self.counts["set_aside"]:
+            lost.append(f"{self.counts['set_aside']} set aside (the broker dropped the connection on them)")
+        if self.unsent:
+            lost.append(f"{self.unsent} not sent from the memory queue at shutdown")
+        parts.append("lost: " + ", ".join(lost) if lost else "nothing lost")
+        if self.counts["degraded"]:
+            parts.append(f"{self.counts['degraded']} sent shrunk to fit the size limit")
+        if ob is not None and ob.count:
+            parts.append(f"{ob.count} left in the outbox {ob.path} for the next start")
+        return "; ".join(parts)
 
     # -- paho callbacks (network thread) --------------------------------------------------------------
     @property
@@ -315,6 +462,11 @@ class MqttPublisher:
             return
         self._down_logged = self._drop_logged = False
         log.info("MQTT: connected to %s as %s", self._where, self.client_id)
+        broker_max = getattr(properties, "MaximumPacketSize", None)  # MQTT 5 CONNACK; absent: no limit
+        if broker_max != self._broker_max and broker_max is not None and broker_max < self._max_bytes:
+            log.info("MQTT: the broker takes messages of at most %d bytes (its Maximum Packet Size)", broker_max)
+        self._broker_max = broker_max
+        self._take_back_poison()
         self.publish("available", "online", retain=True, qos=1)
         # A broker restarted without persistence has forgotten retained statuses: say them again.
         with self._lock:
@@ -326,6 +478,55 @@ class MqttPublisher:
         self._connected.set()
         with self._idle:
             self._idle.notify_all()  # the outbox sender may go on
+
+    def _take_back_poison(self) -> None:
+        """Before paho re-sends what the last connection left unacknowledged (right after on_connect), take
+        back what the broker will not take: messages over its limit, and the message that was first in
+        line, sent and unacknowledged (`dup`), at STRIKES lost connections in a row: a broker that drops the
+        connection on a message (too large for a limit MQTT 3.1.1 cannot tell us, say) would otherwise get it
+        first after every reconnect, forever, and nothing behind it would ever be delivered.
+
+        paho has no public call to take a queued message back: its queue is `_out_messages` (mid ->
+        MQTTMessage, oldest first) under `_out_message_mutex`; tests/sinks/test_mqtt_limits.py covers this.
+        """
+        client = self._client
+        limit = self.max_message_bytes
+        victims = []
+        with client._out_message_mutex:
+            queue = client._out_messages
+            first = next(iter(queue.values()), None)
+            if first is None or not first.dup:
+                self._suspect, self._strikes = None, 0
+            elif first.mid == self._suspect:
+                self._strikes += 1
+            else:
+                self._suspect, self._strikes = first.mid, 1
+            if first is not None and self._strikes >= STRIKES:
+                victims.append((queue.pop(first.mid), "set_aside"))
+                self._suspect, self._strikes = None, 0
+            for message in list(queue.values()):  # queued before the broker said its limit
+                if packet_size(message.topic, len(message.payload), message.qos, v5=self._v5) > limit:
+                    victims.append((queue.pop(message.mid), "too_large"))
+        for message, loss in victims:
+            with self._idle:
+                if message.mid in self._inflight:
+                    self._settle(*self._inflight.pop(message.mid), _TAKEN_BACK)
+                else:  # published this instant, _send() not done with it yet: it settles it
+                    self._early[message.mid] = _TAKEN_BACK
+            topic = message.topic
+            size = packet_size(topic, len(message.payload), message.qos, v5=self._v5)
+            if loss == "set_aside":
+                self._count(
+                    loss,
+                    "MQTT: set aside a %d-byte message to %s: the broker dropped the connection %d times in a row "
+                    "with it first in line (a limit of the broker's? see mqtt.max_message_bytes)",
+                    size,
+                    topic,
+                    STRIKES,
+                )
+            else:
+                why = f"over the {limit}-byte limit ({self._limit_source})"
+                self._count(loss, "MQTT: a %d-byte message to %s is dropped: %s", size, topic, why)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         self._note_down("cannot connect")
@@ -348,19 +549,72 @@ class MqttPublisher:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         with self._idle:
-            if mid in self._inflight:
-                self._acked(self._inflight.pop(mid))
+            entry = self._inflight.pop(mid, None)
+            if entry is None:
+                self._early[mid] = reason  # _send() has not recorded it yet
             else:
-                self._early.add(mid)  # _send() has not recorded it yet
+                self._settle(*entry, reason)
+
+
+def packet_size(topic: str, payload_bytes: int, qos: int, *, v5: bool) -> int:
+    """Bytes of a PUBLISH packet on the wire, which is what a broker's maximum packet size limits."""
+    # topic length + topic, packet id (QoS > 0), MQTT 5's empty property list, payload; then the fixed header
+    remaining = 2 + len(topic.encode(errors="replace")) + (2 if qos else 0) + (1 if v5 else 0) + payload_bytes
+    length_bytes = 1 if remaining < 128 else 2 if remaining < 16_384 else 3 if remaining < 2_097_152 else 4
+    return 1 + length_bytes + remaining
+
+
+def shrink(kind: str | None, payload: bytes) -> tuple[bytes, str] | None:
+    """A smaller form of a detections / events payload and what it lost, or None when nothing can go.
+
+    detections: every detection's `mask`; events: the line crossings of `before` / `after` but the latest.
+    The payload then lists what was cut in `truncated` (JSON paths), so consumers can tell (docs/mqtt.md).
+    """
+    if kind not in ("detections", "events"):
+        return None
+    try:
+        message = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    cut = []
+    if kind == "detections":
+        found = [d for d in message.get("detections") or [] if isinstance(d, dict) and "mask" in d]
+        for detection in found:
+            del detection["mask"]
+        if found:
+            cut.append("detections.mask")
+        what = "masks"
+    else:
+        for key in ("before", "after"):
+            state = message.get(key)
+            if isinstance(state, dict) and isinstance(state.get("crossings"), list) and len(state["crossings"]) > 1:
+                state["crossings"] = state["crossings"][-1:]
+                cut.append(f"{key}.crossings")
+        what = "older line crossings"
+    if not cut:
+        return None
+    message["truncated"] = [*message.get("truncated", []), *cut]
+    return dumps(message).encode(), what
+
+
+@functools.lru_cache(maxsize=4096)
+def _topic_problem(topic: str) -> str | None:
+    """`topic_problem` once per topic: topics repeat for every frame."""
+    return topic_problem(topic)
 
 
 def _path(path: str | os.PathLike | None) -> str | None:
     return None if path is None else os.fspath(path)
 
 
+_NOT_IN_A_LEVEL = re.compile(r"[/+#\x00-\x1f\x7f-\x9f]")
+
+
 def label_topic(label: str) -> str:
-    """A label as one topic level: MQTT wildcards and the level separator are replaced by '_'."""
-    return label.replace("/", "_").replace("+", "_").replace("#", "_")
+    """A label as one topic level: the level separator, wildcards and control characters become '_'."""
+    return _NOT_IN_A_LEVEL.sub("_", label) or "_"
 
 
 class MqttSink(Sink):

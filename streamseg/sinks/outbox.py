@@ -10,7 +10,9 @@ Row ids come from AUTOINCREMENT, so they never go back, even across restarts: id
 
 Bounded: past `max_messages` rows or `max_bytes` of payload the outbox drops a batch (1 % of the limit) by
 `policy`: `detections_first` drops the oldest detections (events only when no detections are left),
-`oldest` the oldest rows of any kind. Drops are counted per kind and logged.
+`oldest` the oldest rows of any kind. Drops are counted per kind and logged: one line when they start, then
+at most one a minute with the count since, and the rest at close (a long outage is a few lines, not one per
+message).
 """
 
 from __future__ import annotations
@@ -51,6 +53,35 @@ class Row(NamedTuple):
     payload: bytes
     qos: int
     retain: bool
+    kind: str = "events"
+
+
+class Throttle:
+    """Lets a recurring warning through at most once per `interval` seconds and counts the ones held back.
+
+    A burst of thousands of like problems becomes one line when it starts and one a minute while it lasts.
+    """
+
+    def __init__(self, interval: float = 60.0) -> None:
+        self.interval = interval
+        self.held = 0  # lines held back since the last one let through
+        self._next = float("-inf")
+        self._lock = threading.Lock()
+
+    def allow(self) -> int | None:
+        """None: hold this line back (it is counted). Else log it: the number held back before it."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next:
+                self.held += 1
+                return None
+            held, self.held, self._next = self.held, 0, now + self.interval
+            return held
+
+
+def kinds_text(counts: Counter[str]) -> str:
+    """`Counter({"detections": 3, "events": 1})` -> "3 detections, 1 events"."""
+    return ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items()) if n) or "0"
 
 
 class Outbox:
@@ -68,17 +99,29 @@ class Outbox:
             raise ValueError(f"outbox policy must be one of {', '.join(POLICIES)}, not {policy!r}")
         self.path = Path(path)
         self.max_messages, self.max_bytes, self.policy = max_messages, max_bytes, policy
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lockfile = _lock(self.path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        self.count, self.bytes = self._db.execute(
-            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
-        ).fetchone()
+        lockfile = db = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._lockfile = lockfile = _lock(self.path)
+            self._db = db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)  # autocommit
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self.count, self.bytes = self._db.execute(
+                "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
+            ).fetchone()
+        except (OSError, sqlite3.Error) as exc:  # read-only, full, not a folder, not a database: one clear line
+            from streamseg.sinks.base import describe_error  # here: `validate` imports this module, keep it light
+
+            for handle in (db, lockfile):
+                if handle is not None:
+                    handle.close()
+            reason = describe_error(exc, str(self.path))
+            raise StreamsegError(f"MQTT outbox {self.path}: cannot open: {reason}") from None
         self.dropped: Counter[str] = Counter()  # kind -> messages dropped because the outbox was full
+        self._unreported: Counter[str] = Counter()  # drops not in a log line yet
+        self._drop_log = Throttle()
         self.acked = 0
         if self.count:
             log.info("MQTT outbox %s: %d message(s) from a previous run to deliver", self.path, self.count)
@@ -98,20 +141,29 @@ class Outbox:
         """The oldest `limit` rows with an id above `last_id`, in id (= publish) order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                "SELECT id, topic, payload, qos, retain, kind FROM messages WHERE id > ? ORDER BY id LIMIT ?",
                 (last_id, limit),
             ).fetchall()
-        return [Row(i, t, bytes(p), q, bool(r)) for i, t, p, q, r in rows]
+        return [Row(i, t, bytes(p), q, bool(r), k) for i, t, p, q, r, k in rows]
 
     def ack(self, row_id: int) -> None:
         """The broker has the message: forget it (a row the policy already dropped is ignored)."""
+        if self._delete(row_id):
+            with self._lock:
+                self.acked += 1
+
+    def remove(self, row_id: int) -> bool:
+        """Forget a message that will never be delivered (the publisher counts why); False if already gone."""
+        return self._delete(row_id)
+
+    def _delete(self, row_id: int) -> bool:
         with self._lock:
             size = self._db.execute("DELETE FROM messages WHERE id = ? RETURNING length(payload)", (row_id,)).fetchone()
             if size is None:
-                return
+                return False
             self.count -= 1
             self.bytes -= size[0]
-            self.acked += 1
+            return True
 
     def stats(self) -> dict:
         return {
@@ -123,6 +175,14 @@ class Outbox:
 
     def close(self) -> None:
         with self._lock:
+            if self._unreported:  # the end of the burst: the drops no line has told yet
+                log.warning(
+                    "MQTT outbox %s: dropped the oldest %s since the last report (in all: %s)",
+                    self.path,
+                    kinds_text(self._unreported),
+                    kinds_text(self.dropped),
+                )
+                self._unreported.clear()
             self._db.close()
         self._lockfile.close()
 
@@ -144,13 +204,19 @@ class Outbox:
             self.count -= len(victims)
             self.bytes -= sum(v[2] for v in victims)
             self.dropped.update(kinds)
-            log.warning(
-                "MQTT outbox full (%d messages, %.1f MB): dropped the oldest %s (dropped so far: %s)",
-                self.count,
-                self.bytes / 2**20,
-                ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())),
-                dict(self.dropped),
-            )
+            self._unreported.update(kinds)
+            held = self._drop_log.allow()  # a full outbox drops a batch per put: log bursts, not batches
+            if held is not None:
+                log.warning(
+                    "MQTT outbox full (at most %d messages, %.1f MB in %s): dropped the oldest %s (in all: %s; "
+                    "the next report in a minute at most)",
+                    self.max_messages,
+                    self.max_bytes / 2**20,
+                    self.path,
+                    kinds_text(self._unreported),
+                    kinds_text(self.dropped),
+                )
+                self._unreported.clear()
 
 
 def _lock(path: Path) -> IO[bytes]:

@@ -3,6 +3,13 @@
 A live source (rtsp, http, a device) runs a small state machine: starting -> streaming -> reconnecting ->
 streaming ... and ends only when stopped (or `failed` after `max_retries` failed attempts in a row).
 A file ends at its end (`stopped`), or `failed` when it cannot be read.
+
+Damaged data is skipped, as the ffmpeg CLI does: a packet the decoder refuses is counted (`bad_packets`) and
+logged once per burst (a warning when the burst starts, one with the count when a frame decodes again). The
+camera gives up only when nothing decodes for a while: a live source after `stall_timeout` seconds without a
+frame (then it reconnects), a file after `max_bad_packets` refused packets or `max_bad_bytes` of refused data in
+a row, or at its end when not one frame decoded (then `failed`). A demuxer error is retried, since some demuxers
+(mpjpeg) find the next packet when asked again; one that keeps failing ends the input, like the CLI.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from streamseg.sources.backoff import Backoff
 from streamseg.sources.hwdecode import open_decoder
 from streamseg.sources.kinds import open_args, source_kind
 from streamseg.sources.ring import RingBuffer
-from streamseg.sources.url import redact_url
+from streamseg.sources.url import redact_text, redact_url
 
 if TYPE_CHECKING:
     from streamseg.config.source import SourceConfig
@@ -30,6 +37,11 @@ log = logging.getLogger(__name__)
 OPEN_TIMEOUT_S = 10.0  # connect / read timeout handed to FFmpeg (matters for network URLs)
 _POLL_S = 0.2  # how often a producer blocked on a full ring checks for stop()
 PTS_JUMP_S = 5.0  # live: a pts step back, or forward by more than this, is a clock reset (rebased)
+# Files: give up after this long a run of refused packets with no frame decoded (20 s at 25 fps; a 4K keyframe
+# interval is well under 64 MiB). The run ends at the next decoded frame.
+MAX_BAD_PACKETS = 500
+MAX_BAD_BYTES = 64 << 20
+DEMUX_RETRIES = 8  # demuxer errors in a row, with no packet between, before the input counts as ended
 
 StateCallback = Callable[[str, "str | None"], None]  # (state, error)
 
@@ -39,13 +51,31 @@ class _Stopped(Exception):
 
 
 class StallError(Exception):
-    """A live source delivered no frame for `stall_timeout` seconds."""
+    """A live source delivered no frame for `stall_timeout` seconds, or an open or read timed out."""
+
+
+class GaveUpError(Exception):
+    """A file: nothing decodable for too long."""
+
+
+def _timed_out(exc: BaseException, waited: float, limit: float) -> bool:
+    """Whether `exc` ends a read that FFmpeg gave up on because nothing arrived.
+
+    PyAV's timeout interrupts a blocking call with AVERROR_EXIT (av.ExitError), a socket timeout is ETIMEDOUT,
+    but the RTSP demuxer turns either into AVERROR_INVALIDDATA ("Invalid data found when processing input"),
+    so an error after the call had waited for (nearly) its whole timeout is taken for a timeout too (a real
+    protocol error comes as soon as the data does; 10% slack for the timers' granularity).
+    """
+    return isinstance(exc, av.ExitError | TimeoutError) or (isinstance(exc, av.FFmpegError) and waited >= 0.9 * limit)
+
+
+def _reason(exc: BaseException) -> str:
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
 def describe_error(url: str, exc: BaseException) -> str:
     """One line naming the URL (password hidden) and what went wrong, never the raw URL."""
-    reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-    reason = reason.replace(url, redact_url(url))
+    reason = redact_text(_reason(exc), url)
     return " ".join(f"{redact_url(url)}: {reason}".split())
 
 
@@ -129,6 +159,8 @@ class VideoSource:
         backoff: Backoff | None = None,
         max_retries: int | None = None,
         hwaccel: str = "none",
+        max_bad_packets: int = MAX_BAD_PACKETS,
+        max_bad_bytes: int = MAX_BAD_BYTES,
         on_state: StateCallback | None = None,
     ) -> None:
         self.camera = camera
@@ -144,12 +176,14 @@ class VideoSource:
         self.backoff = backoff or Backoff()
         self.max_retries = max_retries
         self.hwaccel = hwaccel
+        self.max_bad_packets = max_bad_packets
+        self.max_bad_bytes = max_bad_bytes
         self.on_state = on_state
         self.state = "starting"
         self.reconnects = 0  # reconnect attempts (live)
         self.frames_decoded = 0
         self.frames_skipped = 0  # decoded but not published because of `fps`
-        self.bad_packets = 0  # live: packets the decoder refused (skipped, not fatal)
+        self.bad_packets = 0  # packets the decoder (or demuxer) refused: skipped, not fatal
         self.source_fps: float | None = None
         self.width = 0
         self.height = 0
@@ -158,6 +192,10 @@ class VideoSource:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._hw_warned = False
+        # the current burst of refused packets (since the last decoded frame)
+        self._burst_packets = 0
+        self._burst_bytes = 0
+        self._burst_reason = ""
         # pts bookkeeping: pts keep increasing across file loops, reconnects and camera clock resets
         self._pts_offset = 0.0
         self._last_pts: float | None = None
@@ -264,9 +302,7 @@ class VideoSource:
                 error = f"{redact_url(self.url)}: end of stream"
             except (_Stopped, KeyboardInterrupt):
                 raise
-            except av.ExitError:  # PyAV's timeout interrupted a blocking open or read
-                error = f"{redact_url(self.url)}: timed out (no data)"
-            except Exception as exc:
+            except Exception as exc:  # a timeout arrives here as a StallError (see _open, _decode_pass)
                 error = describe_error(self.url, exc)
             if self._stop.is_set():
                 return
@@ -284,12 +320,19 @@ class VideoSource:
                 return
             self.reconnects += 1
 
+    def _open(self) -> av.container.InputContainer:
+        read_timeout = self.stall_timeout if self.live else self.timeout
+        started = time.monotonic()
+        try:
+            return av.open(self.url, format=self.format, options=self.options, timeout=(self.timeout, read_timeout))
+        except av.FFmpegError as exc:
+            if _timed_out(exc, time.monotonic() - started, self.timeout):
+                raise StallError(f"timed out opening the stream (no answer within {self.timeout:g} s)") from exc
+            raise
+
     def _session(self) -> None:
         """Open, decode until end of stream (or stop), close. Raises on errors and, when live, on a stall."""
-        read_timeout = self.stall_timeout if self.live else self.timeout
-        with av.open(
-            self.url, format=self.format, options=self.options, timeout=(self.timeout, read_timeout)
-        ) as container:
+        with self._open() as container:
             stream = _video_stream(container)
             # Frame threads are several times faster on files but hold back one frame per thread: live uses slices.
             stream.thread_type = "SLICE" if self.live else "AUTO"
@@ -302,31 +345,101 @@ class VideoSource:
             gate = FpsGate(self.fps, self.source_fps)
             self._rebase = True  # a new session (reconnect) may restart pts anywhere
             self._last_raw = None
-            last_frame = time.monotonic()
-            while not self._stop.is_set():
-                decoded_before = self.frames_decoded
+            try:
+                while not self._stop.is_set():
+                    decoded_before = self.frames_decoded
+                    self._decode_pass(container, stream, decoder, gate)
+                    if not self.loop or self.live or self.frames_decoded == decoded_before:
+                        break  # end of stream (a pass with no frame never loops)
+                    # Loop a file: rewind, and reset the decoder that drained itself at end of file.
+                    container.seek(0)
+                    decoder.flush_buffers()
+                    self._rebase = True
+                    self._last_raw = None
+            finally:
+                self._end_burst()
+        if not self.live and self.frames_decoded == 0 and self.bad_packets and not self._stop.is_set():
+            raise GaveUpError(
+                f"no frame could be decoded ({self.bad_packets} undecodable packets: {self._burst_reason})"
+            )
+
+    def _decode_pass(
+        self, container: av.container.InputContainer, stream: av.VideoStream, decoder: av.CodecContext, gate: FpsGate
+    ) -> None:
+        """Decode from where the container stands to the end of the input, skipping what cannot be decoded."""
+        read_limit = min(self.timeout, self.stall_timeout) if self.live else self.timeout
+        last_frame = time.monotonic()
+        demux_errors, demux_error = 0, None
+        while True:
+            reading = time.monotonic()
+            try:
                 for packet in container.demux(stream):
+                    if demux_errors and packet.size:  # the demuxer found its feet again: what it lost was skipped
+                        for _ in range(demux_errors):
+                            self._skip(demux_error, 0)
+                        demux_errors = 0
                     try:
                         frames = decoder.decode(packet)
-                    except av.InvalidDataError:
-                        if not self.live:
-                            raise
-                        self.bad_packets += 1  # a damaged packet on a live stream: skip it, keep going
+                    except av.FFmpegError as exc:  # a damaged packet: skip it, as the ffmpeg CLI does
+                        self._skip(exc, packet.size)
                         frames = []
                     for frame in frames:
+                        self._end_burst()
                         self._handle(frame, gate)
                         last_frame = time.monotonic()
                     if self._stop.is_set():
                         return
                     if self.live and time.monotonic() - last_frame > self.stall_timeout:
-                        raise StallError(f"no frame for {self.stall_timeout:g} s")
-                if not self.loop or self.live or self.frames_decoded == decoded_before:
-                    return  # end of stream (a pass with no frame never loops)
-                # Loop a file: rewind, and reset the decoder that drained itself at end of file.
-                container.seek(0)
-                decoder.flush_buffers()
-                self._rebase = True
-                self._last_raw = None
+                        raise StallError(self._no_frame(last_frame))
+                    reading = time.monotonic()  # a file may have waited for a free slot: not the demuxer's time
+                return
+            except av.FFmpegError as exc:
+                if _timed_out(exc, time.monotonic() - reading, read_limit):
+                    if self.live:
+                        raise StallError(self._no_frame(last_frame)) from exc
+                    raise StallError(f"timed out reading (no data within {self.timeout:g} s)") from exc
+                if not isinstance(exc, av.InvalidDataError) or self._stop.is_set():
+                    raise
+                demux_errors, demux_error = demux_errors + 1, exc
+                if demux_errors > DEMUX_RETRIES:  # it cannot go on: the input ends here, as in the ffmpeg CLI
+                    if self.live:
+                        raise
+                    log.warning(
+                        "camera %r (%s): the demuxer cannot read on (%s): the file ends here",
+                        self.camera, redact_url(self.url), _reason(exc),
+                    )  # fmt: skip
+                    return
+
+    def _no_frame(self, last_frame: float) -> str:
+        waited = time.monotonic() - last_frame
+        why = f"{self._burst_packets} undecodable packets: {self._burst_reason}" if self._burst_packets else "stalled"
+        return f"no frame for {waited:.1f} s ({why})"
+
+    def _skip(self, exc: BaseException | None, size: int) -> None:
+        """Count a refused packet, warn when a burst of them starts; a file gives up after too long a run."""
+        self.bad_packets += 1
+        if not self._burst_packets:
+            self._burst_reason = _reason(exc)
+            log.warning(
+                "camera %r (%s): skipping undecodable data: %s", self.camera, redact_url(self.url), self._burst_reason
+            )
+        self._burst_packets += 1
+        self._burst_bytes += size
+        if not self.live and (self._burst_packets >= self.max_bad_packets or self._burst_bytes >= self.max_bad_bytes):
+            raise GaveUpError(
+                f"gave up after {self._burst_packets} undecodable packets in a row (nothing decoded from "
+                f"{self._burst_bytes / 1e6:.1f} MB): {self._burst_reason}"
+            )
+
+    def _end_burst(self) -> None:
+        """A frame decoded again (or the input ended): say how much was skipped."""
+        if self._burst_packets:
+            size = f" ({self._burst_bytes} bytes)" if self._burst_bytes else ""  # a demuxer error has none
+            log.warning(
+                "camera %r (%s): skipped %d undecodable packets%s",
+                self.camera, redact_url(self.url), self._burst_packets, size,
+            )  # fmt: skip
+            self._burst_packets = self._burst_bytes = 0
 
     def _handle(self, frame: av.VideoFrame, gate: FpsGate) -> None:
         capture_ts = time.time()  # when it was decoded, not when a slot came free

@@ -21,7 +21,7 @@ import supervision as sv
 from streamseg.config.events import EventsConfig
 from streamseg.config.zones import LineConfig, ZoneConfig
 from streamseg.detections import labels_of
-from streamseg.tracking.zones import CameraZones
+from streamseg.tracking.zones import CameraZones, FrameShape
 
 SCHEMA_VERSION = 1
 
@@ -108,13 +108,16 @@ class EventTracker:
         self.camera = camera
         self.cfg = cfg or EventsConfig()
         self.active: dict[int, _Track] = {}
-        self.geometry = CameraZones(zones or {}, lines or {}) if zones or lines else None
+        self.geometry = CameraZones(zones or {}, lines or {}, camera) if zones or lines else None
         self.inertia = {name: z.inertia for name, z in (zones or {}).items()}
 
-    def update(self, detections: sv.Detections, alive_ids: set[int] | None, ts: float) -> list[TrackEvent]:
-        """detections: the tracker's output. alive_ids: IDs the tracker still holds (None: those seen)."""
+    def update(
+        self, detections: sv.Detections, alive_ids: set[int] | None, ts: float, frame: FrameShape | None = None
+    ) -> list[TrackEvent]:
+        """detections: the tracker's output. alive_ids: IDs the tracker still holds (None: those seen).
+        frame: (height, width) of the image, which zones are clipped to (else the masks' image shape)."""
         events: list[TrackEvent] = []
-        seen = self._observe(detections, ts)
+        seen = self._observe(detections, ts, frame)
         for track_id in seen:
             track = self.active[track_id]
             if track.published is None:
@@ -133,8 +136,8 @@ class EventTracker:
         return events
 
     # -- internals ---------------------------------------------------------------------------------
-    def _observe(self, detections: sv.Detections, ts: float) -> list[int]:
-        in_zones, crossed = self._geometry(detections)  # every frame: line state follows absences too
+    def _observe(self, detections: sv.Detections, ts: float, frame: FrameShape | None) -> list[int]:
+        in_zones, crossed = self._geometry(detections, frame)  # every frame: line state follows absences too
         if detections.tracker_id is None or len(detections) == 0:
             return []
         labels = labels_of(detections)
@@ -184,11 +187,11 @@ class EventTracker:
                 zones.append(zone)
         return zones
 
-    def _geometry(self, detections: sv.Detections) -> tuple[list[list[str]] | None, list]:
+    def _geometry(self, detections: sv.Detections, frame: FrameShape | None) -> tuple[list[list[str]] | None, list]:
         """Zones and line crossings per detection, also left in `detections.data` for the sinks."""
         if self.geometry is None:
             return None, []
-        in_zones, crossed = self.geometry.update(detections)
+        in_zones, crossed = self.geometry.update(detections, frame)
         detections.data["zones"] = _object_array(in_zones)
         detections.data["crossings"] = _object_array(crossed)
         return in_zones, crossed

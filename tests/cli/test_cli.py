@@ -134,3 +134,16 @@ def test_bench_reports_ratio_against_the_raw_engine(seg_model: Path, bikes_mp4: 
     assert figures["ratio"] == pytest.approx(figures["pipeline_fps"] / figures["raw_forward_fps"], abs=0.002)
     assert set(figures["stages_ms"]) == {"preprocess", "infer", "postprocess", "track", "handoff"}
     assert set(figures["sinks_ms"]) == {"jsonl", "video"} and figures["peak_rss_mb"] > 0
+
+
+def test_validate_names_each_bad_mqtt_name_on_its_own_line(tmp_path: Path, seg_model: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        'mqtt: {topic_prefix: "site\\0"}\n'
+        f'cameras:\n  "front\\n":\n    source: {{url: a.mp4}}\n    model: {{path: {seg_model}}}\n'
+    )
+    proc = streamseg("validate", str(bad))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["mqtt.topic_prefix", "cameras"], lines
+    assert r"'front\n'" in lines[1]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -171,3 +173,140 @@ def test_example_cameras_config_is_valid(monkeypatch) -> None:
     garage = config.cameras["garage"]
     assert garage.model.path == "yolov8n-seg-640" and garage.model.conf == 0.4 and garage.fps == 10
     assert garage.source.is_live and garage.source.options == {"rtsp_transport": "tcp"}
+
+
+@pytest.mark.parametrize(
+    ("patch", "where", "what"),
+    [
+        (BASE.replace("front:", '"front\\n":'), "cameras: ", r"'front\n'"),
+        (BASE.replace("front:", '"fr\\0nt":'), "cameras: ", r"'fr\x00nt'"),
+        (BASE.replace("front:", "front+:"), "cameras: ", "'front+'"),
+        (BASE + '    tracker: {type: bytetrack}\n    zones: {"door\\n": {points: [[0, 0], [9, 0], [9, 9]]}}\n',
+         "cameras.front.zones: ", r"'door\n'"),
+        (BASE + '    tracker: {type: bytetrack}\n    lines: {"a#": {start: [0, 0], end: [9, 9]}}\n',
+         "cameras.front.lines: ", "'a#'"),
+        ('mqtt: {topic_prefix: "site\\n"}\n' + BASE, "mqtt.topic_prefix: ", "control character"),
+        ('mqtt: {topic_prefix: "site\\0"}\n' + BASE, "mqtt.topic_prefix: ", "control character"),
+        ("mqtt: {topic_prefix: site/+}\n" + BASE, "mqtt.topic_prefix: ", "wildcard"),
+        ("mqtt: {topic_prefix: $SYS/x}\n" + BASE, "mqtt.topic_prefix: ", "'$'"),
+        ("mqtt: {topic_prefix: a//b}\n" + BASE, "mqtt.topic_prefix: ", "empty topic level"),
+        ("mqtt: {topic_prefix: /a}\n" + BASE, "mqtt.topic_prefix: ", "empty topic level"),
+        ('mqtt: {topic_prefix: ""}\n' + BASE, "mqtt.topic_prefix: ", "empty"),
+        ("mqtt: {topic_prefix: " + "é" * 40000 + "}\n" + BASE, "mqtt.topic_prefix: ", "65535"),
+    ],
+)  # fmt: skip
+def test_names_that_cannot_be_mqtt_topic_levels_are_refused(tmp_path: Path, patch: str, where: str, what: str) -> None:
+    """A trailing newline, a NUL or a wildcard in a name would make every message of it fail at the broker."""
+    lines = problems(write(tmp_path, patch))
+    assert len(lines) == 1, lines
+    assert f"cameras.yaml: {where}" in lines[0] and what in lines[0], lines[0]
+    assert "\n" not in lines[0] and "\0" not in lines[0]
+
+
+def test_a_trailing_slash_on_the_prefix_is_dropped_and_unicode_levels_are_fine(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "mqtt: {topic_prefix: haus/küche/}\n" + BASE), check_models=False)
+    assert config.mqtt.topic_prefix == "haus/küche"
+
+
+def alias_levels(levels: int, indent: str) -> str:
+    """`levels` anchors, each a list of 9 references to the one before: 9**levels strings once expanded."""
+    lines = [f'{indent}lol0: &lol0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n']
+    for i in range(1, levels):
+        lines.append(f"{indent}lol{i}: &lol{i} [" + ", ".join([f"*lol{i - 1}"] * 9) + "]\n")
+    return "".join(lines)
+
+
+# The classic ~1 KB "billion laughs": 9**9 (387 million) strings once expanded.
+BILLION_LAUGHS = "defaults:\n" + alias_levels(9, "  ") + "cameras:\n  a: {source: {url: a.mp4}}\n"
+# Within the alias limit, but `defaults` is copied into each of 2000 cameras: 120 million values (23 KB).
+DEFAULTS_BOMB = (
+    "defaults:\n  x:\n" + alias_levels(5, "    ") + "cameras:\n" + "".join(f"  c{i}: {{}}\n" for i in range(2000))
+)
+
+# The CLI in a child process whose address space is capped at 1 GiB (the unfixed loader needs many GB: there it
+# dies with MemoryError instead of taking the machine down); the child reports its own peak RSS last.
+VALIDATE_CAPPED = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
+from streamseg.cli import main
+code = main(["validate", sys.argv[1]])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (BILLION_LAUGHS, "YAML aliases expand to more than 200000 values (the limit)"),
+        (DEFAULTS_BOMB, "defaults: copied into 2000 cameras, it makes more than 200000 values (the limit)"),
+    ],
+    ids=["billion-laughs", "defaults-copies"],
+)
+def test_alias_bombs_fail_at_once_in_one_line_with_bounded_memory(tmp_path: Path, text: str, problem: str) -> None:
+    assert len(text) < 25_000
+    path = write(tmp_path, text)
+    proc = subprocess.run(
+        [sys.executable, "-c", VALIDATE_CAPPED, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.splitlines() == [f"{path}: {problem}"]
+    assert int(proc.stdout.split()[-1]) < 200  # MB: the bomb is measured, never expanded
+
+
+def test_anchors_merge_keys_and_env_vars_still_work(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CAM_PW", "pw")
+    text = """
+defaults:
+  model: {path: m.onnx}
+cameras:
+  front:
+    source: &src {url: "rtsp://u:${CAM_PW}@cam/1", timeout: 3, reconnect: {initial: 2}}
+  back:
+    source: {<<: *src, url: "rtsp://u:${CAM_PW}@cam/2"}
+  side:
+    source: *src
+"""
+    cams = load_config(write(tmp_path, text), check_models=False).cameras
+    assert [c.source.url for c in cams.values()] == ["rtsp://u:pw@cam/1", "rtsp://u:pw@cam/2", "rtsp://u:pw@cam/1"]
+    assert all(c.source.timeout == 3 and c.source.reconnect.initial == 2 for c in cams.values())
+
+
+MODEL = "defaults: {model: {path: m.onnx}}\n"  # line 1: the rest would be a valid config without the problem
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # a second `front:` would silently replace the first
+            MODEL + "cameras:\n  front:\n    source: {url: a.mp4}\n  back:\n    source: {url: b.mp4}\n"
+            "  front:\n    source: {url: c.mp4}\n",
+            "line 7, column 3: duplicate key 'front' (first on line 3)",
+        ),
+        (
+            MODEL + "cameras: {a: {source: {url: a.mp4, url: b.mp4}}}\n",
+            "line 2, column 36: duplicate key 'url' (first on line 2)",
+        ),
+        (
+            MODEL + 'cameras:\n  a: {source: {url: a.mp4}, fps: 5, "fps": 10}\n',
+            "line 3, column 37: duplicate key 'fps'",
+        ),
+        (
+            MODEL + "cameras: {a: {source: {url: a.mp4}, fps: 5}}\nmodel: {}\ncameras: {}\n",
+            "line 4, column 1: duplicate",
+        ),
+        ("x: &a [1, *a]\ncameras: {}\n", "line 1, column 4: recursive YAML alias"),
+        ("cameras: " + "[" * 200 + "]" * 200 + "\n", "nested deeper than 64 levels"),
+    ],
+)
+def test_duplicate_keys_recursion_and_deep_nesting_are_refused(tmp_path: Path, text: str, expected: str) -> None:
+    lines = problems(write(tmp_path, text))
+    assert len(lines) == 1 and lines[0].startswith(f"{tmp_path / 'cameras.yaml'}: ") and expected in lines[0], lines
+
+
+def test_oversized_or_binary_files_are_refused_before_parsing(tmp_path: Path) -> None:
+    big = write(tmp_path, "# padding\n" * 110_000 + BASE)  # 1.1 MB
+    assert problems(big) == [f"{big}: larger than 1 MiB, the limit for a config file"]
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"cameras: \xff\xfe\n")
+    assert problems(binary) == [f"{binary}: not a UTF-8 text file (byte 9)"]

@@ -54,10 +54,42 @@ def test_block_when_full_loses_nothing() -> None:
     assert sink.frames == list(range(100)) and sink.dropped == 0 and sink.written == 100
 
 
-def test_a_failing_sink_records_its_error_and_releases_a_blocked_producer() -> None:
-    sink = SlowSink(0.0, queue_size=1, block_when_full=True)
+class FlakySink(Sink):
+    """Fails its first `failures` write attempts with a real OSError, then writes."""
+
+    kind = "flaky"
+    retry_initial = 0.01
+    retry_max = 0.05
+
+    def __init__(self, failures: int, **kw) -> None:
+        super().__init__("cam", **kw)
+        self.left = failures
+        self.frames: list[int] = []
+        self.changes: list[str | None] = []
+        self.on_change = lambda sink: self.changes.append(sink.error)
+
+    def write(self, result: FrameResult) -> None:
+        if self.left:
+            self.left -= 1
+            raise OSError(28, "No space left on device")
+        self.frames.append(result.frame)
+
+
+def test_a_failing_sink_retries_the_same_result_and_loses_nothing() -> None:
+    sink = FlakySink(5, queue_size=64)
     sink.start()
-    sink.submit(result(-1))  # raises in write()
+    for i in range(20):
+        assert sink.submit(result(i))
+    sink.stop()
+    assert sink.frames == list(range(20)) and sink.written == 20 and sink.dropped == 0
+    assert sink.failures == 5 and sink.error is None and sink.state == "ok"
+    # one notice when it started failing (naming the output and the OS reason), one when it wrote again
+    assert sink.changes == ["flaky output: [Errno 28] No space left on device", None]
+
+
+def test_a_dead_sink_never_blocks_the_producer_and_gives_up_when_stopped() -> None:
+    sink = FlakySink(10**9, queue_size=4, block_when_full=True)  # a batch job's sink that never recovers
+    sink.start()
     done = threading.Event()
 
     def produce() -> None:
@@ -66,7 +98,11 @@ def test_a_failing_sink_records_its_error_and_releases_a_blocked_producer() -> N
         done.set()
 
     threading.Thread(target=produce, daemon=True).start()
-    assert done.wait(5)  # the producer is never stuck behind a dead sink
-    sink.stop()
-    assert sink.error is not None and "disk full" in sink.error and "slow sink for camera 'cam'" in sink.error
-    assert sink.frames == []
+    assert done.wait(5)  # the producer is never stuck behind a failing sink
+    assert sink.state == "failing" and sink.error == "flaky output: [Errno 28] No space left on device"
+    t0 = time.monotonic()
+    sink.stop(timeout=0.2)  # the end of the stream: bounded, not forever
+    assert time.monotonic() - t0 < 5
+    assert sink.frames == [] and sink.written == 0
+    assert sink.dropped == 20  # every result is accounted for: the queue overflow and what it gave up on
+    assert sink.failures >= 2 and sink.error is not None

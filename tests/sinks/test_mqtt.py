@@ -120,7 +120,7 @@ def test_counts_without_tracking_count_every_detection(mosquitto: Broker, publis
     assert (first.json(), first.retain) == (2, False)  # live delivery; the broker keeps it retained
 
 
-def test_status_is_retained_and_close_leaves_offline_and_stopped(mosquitto: Broker) -> None:
+def test_status_is_retained_and_close_leaves_offline_and_stopped_but_failed_kept(mosquitto: Broker) -> None:
     pub = MqttPublisher(mosquitto.host, mosquitto.port)
     assert pub.wait_connected(10)
     pub.status("front", "starting")
@@ -141,11 +141,12 @@ def test_status_is_retained_and_close_leaves_offline_and_stopped(mosquitto: Brok
     with Subscriber(mosquitto, "streamseg/#") as late:
         retained = {m.topic: m.text for m in late.drain() if m.retain}
     assert retained["streamseg/available"] == "offline"
-    for camera in ("front", "back"):
-        status = json.loads(retained[f"streamseg/{camera}/status"])
+    front, back = (json.loads(retained[f"streamseg/{camera}/status"]) for camera in ("front", "back"))
+    for status in (front, back):
         validate("status", status)
-        assert status["state"] == "stopped"
-        assert status["error"] is None
+    assert front["state"] == "stopped" and front["error"] is None
+    # a failed camera keeps `failed` and the reason: `stopped` would hide why it is gone
+    assert back["state"] == "failed" and back["error"] == "cannot open rtsp://cam/stream"
 
 
 def test_broker_down_at_start_then_messages_flow(mosquitto: Broker, caplog: pytest.LogCaptureFixture) -> None:
@@ -255,7 +256,9 @@ def test_stats_are_published_not_retained(mosquitto: Broker, publisher: MqttPubl
         publisher.stats(stats)
         msg = sub.wait_for("streamseg/stats")
     assert not msg.retain
-    assert msg.json() == {**stats, "mqtt": {"connected": True, "dropped": 0, "outbox": None}}
+    losses = {"degraded": 0, "too_large": 0, "rejected": 0, "set_aside": 0}
+    mqtt = {"connected": True, "dropped": 0, **losses, "max_message_bytes": 1_048_576, "outbox": None}
+    assert msg.json() == {**stats, "mqtt": mqtt}
     validate("stats", msg.json())
 
 

@@ -81,3 +81,18 @@ def test_default_path_follows_the_state_directory(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("STATE_DIRECTORY")
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
     assert default_path("streamseg") == tmp_path / "xdg" / "streamseg" / "outbox-streamseg.sqlite"
+
+
+def test_a_burst_of_drops_is_one_warning_with_the_count(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A full outbox during a long outage drops a batch per put at the edge: the log gets one line, not
+    one per message; the running count is in that line's successors (one a minute at most) and at close."""
+    box = Outbox(tmp_path / "o.sqlite", max_messages=100)
+    with caplog.at_level(logging.WARNING, logger="streamseg.sinks.outbox"):
+        for k in range(1000):
+            box.put("d", str(k).encode(), kind="detections")
+        during = [r.getMessage() for r in caplog.records]
+        box.close()
+        after = [r.getMessage() for r in caplog.records][len(during) :]
+    assert box.dropped == {"detections": 900}
+    assert len(during) == 1, during
+    assert len(after) == 1 and "900 detections" in after[0], after

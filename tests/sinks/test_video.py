@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -112,10 +114,9 @@ def test_video_sink_writes_an_annotated_copy(bikes_mp4: Path, tmp_path: Path) ->
         assert stream.codec_context.pix_fmt == "yuv420p"
         assert (stream.codec_context.width, stream.codec_context.height) == (640, 272)
         assert stream.average_rate == 25
-        assert stream.frames == 250
         assert float(stream.duration * stream.time_base) == 10.0
         decoded = [f.to_ndarray(format="bgr24") for f in container.decode(stream)]
-    assert len(decoded) == 250
+    assert len(decoded) == 250  # counted by decoding: a fragmented MP4's header does not hold the frame count
 
     # Inside the ellipse mask the output differs strongly from the input (annotation happened); far
     # from every detection it matches up to compression noise.
@@ -161,3 +162,56 @@ def test_zones_and_lines_are_drawn(tmp_path: Path) -> None:
     assert yellow[105:115, 60:100].any()  # the zone's bottom edge at y=110 (x 20..140)
     assert yellow[30:40, 78:83].any()  # the vertical line at x=80
     assert not yellow[88:104, 40:120].any()  # inside the zone (below its name tag) stays black: outlines only
+
+
+def _bikes_results(bikes_mp4: Path, n: int):
+    with av.open(str(bikes_mp4)) as container:
+        for index, frame in enumerate(container.decode(video=0)):
+            if index == n:
+                return
+            image = frame.to_ndarray(format="bgr24")
+            height, width = image.shape[:2]
+            det = synthetic_detections(index, height, width)
+            yield FrameResult("bikes", index, index / 25, 0.0, width, height, det, image=image)
+
+
+def test_what_was_written_before_a_crash_plays(bikes_mp4: Path, tmp_path: Path) -> None:
+    """The file as it is on disk mid-run (what a crash or SIGKILL leaves) decodes up to its last fragment."""
+    out_path = tmp_path / "bikes.mp4"
+    sink = VideoSink("bikes", out_path, fps=25.0, block_when_full=True)
+    sink.start()
+    for result in _bikes_results(bikes_mp4, 150):
+        sink.submit(result)
+    deadline = time.monotonic() + 60
+    while sink.written < 150:
+        assert time.monotonic() < deadline, "the sink did not write 150 frames"
+        time.sleep(0.01)
+    crashed = tmp_path / "crashed.mp4"
+    shutil.copyfile(out_path, crashed)  # the sink is still running: the file is not finished
+    sink.stop()
+    with av.open(str(crashed)) as container:  # a plain MP4 has no index yet: "moov atom not found"
+        frames = sum(1 for _ in container.decode(video=0))
+    assert 100 <= frames < 150  # 2 s keyframe interval: whole fragments only, none from the unfinished one
+
+
+def test_an_existing_video_is_never_overwritten(bikes_mp4: Path, tmp_path: Path) -> None:
+    earlier = tmp_path / "bikes.mp4"
+    earlier.write_bytes(b"an earlier run's video")
+    (tmp_path / "bikes-1.mp4").write_bytes(b"and another")
+    sink = VideoSink("bikes", earlier, fps=25.0, block_when_full=True)
+    sink.start()
+    for result in _bikes_results(bikes_mp4, 10):
+        sink.submit(result)
+    sink.stop()
+    assert earlier.read_bytes() == b"an earlier run's video"
+    assert (tmp_path / "bikes-1.mp4").read_bytes() == b"and another"
+    assert sink.outputs() == [tmp_path / "bikes-2.mp4"] and sink.error is None
+    assert len(_frames(tmp_path / "bikes-2.mp4")) == 10
+
+
+def test_a_video_sink_that_got_no_frame_writes_no_file(tmp_path: Path) -> None:
+    sink = VideoSink("cam", tmp_path / "none.mp4", fps=10.0)
+    sink.start()
+    sink.submit(FrameResult("cam", -1, 0.0, 0.0, 0, 0, sv.Detections.empty(), final=True))  # end events only
+    sink.stop()
+    assert sink.outputs() == [] and not (tmp_path / "none.mp4").exists()
