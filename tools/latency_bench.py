@@ -100,7 +100,7 @@ cameras:
         by_minute.setdefault(minute, []).append(1000 * (f["publish_ts"] - f["capture_ts"]))
     print(
         f"\nsource {url}; {args.minutes:g} min; decoded {cam.source.frames_decoded}, processed {len(frames)}, "
-        f"dropped {cam.dropped}, reconnects {cam.reconnects}; inference {cam.times.ms_per_frame()['infer']:.1f} ms"
+        f"dropped {cam.dropped}, reconnects {cam.reconnects}; inference {cam.times.ms('infer'):.1f} ms"
     )
     previous = 0
     for m in sorted(by_minute):

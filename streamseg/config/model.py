@@ -8,8 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from streamseg.config.base import Section, base_dir
 from streamseg.errors import ModelError
-
-Provider = Literal["tensorrt", "cuda", "cpu"]
+from streamseg.vocab import Backend, Provider
 
 
 class ModelConfig(Section):
@@ -24,8 +23,8 @@ class ModelConfig(Section):
     classes: list[str | int] | None = Field(
         None, description="Keep only these classes (labels or ids); null keeps all."
     )
-    backend: Literal["auto", "onnxruntime", "tensorrt"] = Field(
-        "auto", description="auto: native TensorRT for .engine/.plan files, onnxruntime for .onnx."
+    backend: Backend = Field(
+        Backend.AUTO, description="auto: native TensorRT for .engine/.plan files, onnxruntime for .onnx."
     )
     providers: list[Provider] | None = Field(
         None,

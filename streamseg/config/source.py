@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from streamseg.config.base import Section, resolve_path
+from streamseg.vocab import RingPolicy
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
@@ -104,7 +105,7 @@ class SourceConfig(Section):
         return is_stream_url(self.url) or self.url.startswith("/dev/")
 
     @property
-    def policy(self) -> Literal["block", "drop_oldest"]:
+    def policy(self) -> RingPolicy:
         if self.on_full != "auto":
-            return self.on_full
-        return "drop_oldest" if self.is_live else "block"
+            return RingPolicy(self.on_full)
+        return RingPolicy.DROP_OLDEST if self.is_live else RingPolicy.BLOCK

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field
 
 from streamseg.config.base import Section
+from streamseg.vocab import TrackerType
 
 
 class TrackerConfig(Section):
-    type: Literal["bytetrack", "botsort", "ocsort", "sort", "none"] = Field(
-        "bytetrack",
+    type: TrackerType = Field(
+        TrackerType.BYTETRACK,
         description="Tracker from the `trackers` package (botsort without camera motion compensation); none "
         "disables tracking and events.",
     )

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from streamseg.engines.base import Engine, ModelInfo
 from streamseg.errors import ModelError
+from streamseg.vocab import Backend
 
 TENSORRT_SUFFIXES = (".engine", ".plan")
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = tuple(Backend)
 
 __all__ = ["Engine", "ModelInfo", "create_engine", "read_model_info"]
 

@@ -90,6 +90,7 @@ class OnnxRuntimeEngine(Engine):
         first = self.session.get_providers()[0]
         self.name = f"onnxruntime[{first}]"
         self.device = "cpu" if first == PROVIDERS["cpu"] else f"cuda:{gpu}"
+        self.threads = threads  # intra-op threads asked for (None: onnxruntime's default)
         self._input_name = self.info.input_name
         self._input_dtype = self.info.input_dtype
         self._output_names = list(self.info.output_names)

@@ -85,9 +85,9 @@ class StagePool:
         return list(self._stages.values())
 
     def close(self) -> None:
+        """Close every stage (they stay listed, with their stats, for the final report)."""
         for stage in self._stages.values():
             stage.close()
-        self._stages.clear()
 
     def _build(self, key: StageKey, cameras: int) -> InferenceStage:
         workers = key.workers or auto_workers(self.cores, cameras, gpu=False)

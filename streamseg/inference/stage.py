@@ -94,6 +94,11 @@ class InferenceStage:
         return min(self.workers * self.batch_size + 1, 16)
 
     @property
+    def queued(self) -> int:
+        """Frames waiting for a worker."""
+        return self._queue.qsize()
+
+    @property
     def engine_name(self) -> str:
         return self.engines[0].name
 

@@ -15,6 +15,7 @@ import numpy as np
 import supervision as sv
 from supervision.detection.compact_mask import CompactMask
 
+from streamseg.config.model import ModelConfig
 from streamseg.engines.base import Engine, ModelInfo
 from streamseg.errors import ModelError
 from streamseg.models.letterbox import Letterbox, LetterboxParams, scale_boxes_to_image
@@ -50,6 +51,18 @@ class YoloModel:
         self.imgsz = info.imgsz
         self._check_static_shapes()
         self._letterbox = Letterbox(self.imgsz)
+
+    @classmethod
+    def from_config(cls, info: ModelInfo, cfg: ModelConfig) -> YoloModel:
+        """The decoder with a camera's thresholds; `classes` (labels or ids) must be classes of the model."""
+        return cls(
+            info,
+            conf=cfg.conf,
+            iou=cfg.iou,
+            max_det=cfg.max_det,
+            agnostic_nms=cfg.agnostic_nms,
+            classes=class_ids(cfg.classes, info),
+        )
 
     # --- the three steps -------------------------------------------------------------------------
 
@@ -164,6 +177,20 @@ class YoloModel:
             mask=mask,
             data={"class_name": labels},
         )
+
+
+def class_ids(classes: list[str | int] | None, info: ModelInfo) -> list[int] | None:
+    """Map the config's labels or ids to class ids, refusing ones the model does not have."""
+    if classes is None:
+        return None
+    by_label = {label: cid for cid, label in info.names.items()}
+    ids = []
+    for c in classes:
+        cid = by_label.get(c) if isinstance(c, str) else c
+        if cid is None or cid not in info.names:
+            raise ModelError(f"model.classes: {c!r} is not a class of {info.path.name}")
+        ids.append(cid)
+    return ids
 
 
 def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
