@@ -177,7 +177,7 @@ def test_the_daemon_shares_one_stage_and_drains_on_stop(tmp_path: Path, fake_eng
     code = daemon.run(handle_signals=False)
     stopper.join(5)
     assert code == 0
-    assert len(fake_engines) == 2, "one stage of two workers, shared by both cameras"
+    assert len(fake_engines) == 3, "one stage shared by both cameras: two workers, and the solo engine"
     (stage,) = daemon.stats()["inference"]
     assert stage["workers"] == 2 and stage["frames"] == sum(c.stats.frames for c in daemon.cameras.values())
     for name, camera in daemon.cameras.items():

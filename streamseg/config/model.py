@@ -35,7 +35,8 @@ class ModelConfig(Section):
         None,
         ge=1,
         le=256,
-        description="onnxruntime intra-op threads per worker; null: the available cores divided among the workers.",
+        description="onnxruntime intra-op threads per worker; null: the cores divided among the workers (and a "
+        "frame that comes alone, nothing else running, runs on every core).",
     )
     device: str = Field(
         "auto",
@@ -56,7 +57,7 @@ class ModelConfig(Section):
         "auto",
         description="Engine calls in flight at once (CPU: that many onnxruntime sessions sharing the cores; GPU: "
         "execution contexts / CUDA streams). auto: from the cores and the number of cameras sharing the model "
-        "(1 camera on 2 cores: 2 sessions of 1 thread); on a GPU 2.",
+        "(one camera on 2 cores: 2); on a GPU 2.",
     )
 
     @field_validator("workers")

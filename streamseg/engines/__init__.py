@@ -21,12 +21,13 @@ def create_engine(
     providers: list[str] | None = None,
     device: str = "auto",
     threads: int | None = None,
+    spin: bool = True,
 ) -> Engine:
     """Open a model file. backend "auto": native TensorRT for .engine/.plan, onnxruntime for .onnx.
 
     providers (onnxruntime only): ordered short names from "tensorrt", "cuda", "cpu"; None = the best
     available. device: auto, cpu, cuda or cuda:N. threads: onnxruntime intra-op threads (None = onnxruntime's
-    default).
+    default); spin: whether idle onnxruntime threads busy-wait (off for sessions that share cores).
     """
     path = Path(path)
     if backend not in BACKENDS:
@@ -43,7 +44,7 @@ def create_engine(
         return TensorRTEngine(path, device=gpu_index(device))
     from streamseg.engines.onnxruntime_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(path, providers=providers, device=device, threads=threads)
+    return OnnxRuntimeEngine(path, providers=providers, device=device, threads=threads, spin=spin)
 
 
 def gpu_index(device: str) -> int:

@@ -66,13 +66,18 @@ class OnnxRuntimeEngine(Engine):
         providers: list[str] | None = None,
         device: str = "auto",
         threads: int | None = None,
+        spin: bool = True,
     ) -> None:
+        """spin: let idle intra-op threads busy-wait for the next call (onnxruntime's default). Sessions that
+        share cores (several workers) must not: they would burn the cores the others compute on."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # onnxruntime logs to stderr at WARNING by default; errors still raise.
         options.log_severity_level = 3
         chosen = ["cpu"] if device == "cpu" else providers

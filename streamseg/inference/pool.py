@@ -29,9 +29,9 @@ def auto_workers(cores: int, cameras: int, gpu: bool) -> int:
     """Engine calls in flight when `workers: auto`.
 
     GPU: two execution contexts / streams, so one batch's copies overlap the other's compute. CPU: several
-    single-purpose sessions beat one session with all the threads (measured on 2 cores: 2 sessions x 1 thread
-    ~81 fps against 1 x 2 threads ~74 fps), up to one per core, and no more than two per camera (a camera
-    keeps only a few frames in flight), capped at 4 so each session keeps a few cores on big machines.
+    sessions in flight beat one session with every thread (measured on 2 cores with the fast 320 model: 2
+    sessions 56-61 fps against one 2-thread session 52-53), up to one per core, no more than two per camera
+    (a camera keeps only a few frames in flight), and at most 4, so each session keeps a few cores.
     """
     if gpu:
         return 2
@@ -91,38 +91,45 @@ class StagePool:
 
     def _build(self, key: StageKey, cameras: int) -> InferenceStage:
         workers = key.workers or auto_workers(self.cores, cameras, gpu=False)
-        threads = key.threads or max(1, self.cores // workers)
-        first = self._open(key, threads)
-        if key.workers is None and first.device != "cpu":
+        threads = key.threads or max(1, self.cores // workers)  # each worker its share of the cores
+        first = self._open(key, threads, spin=workers == 1)  # sessions sharing the cores must not spin
+        cpu = first.device == "cpu"
+        if key.workers is None and not cpu:
             workers = auto_workers(self.cores, cameras, gpu=True)
         engines = [first]
+        solo = None
         try:
-            engines += [self._open(key, threads) for _ in range(workers - 1)]
+            engines += [self._open(key, threads, spin=False) for _ in range(workers - 1)]
+            if cpu and workers > 1 and key.threads is None and threads < self.cores:
+                solo = self._open(key, self.cores, spin=False)  # a frame that comes alone gets every core
         except BaseException:
             for engine in engines:
                 engine.close()
             raise
         log.info(
-            "inference %s: %s, %d worker(s)%s, batch %d",
+            "inference %s: %s, %d worker(s)%s%s, batch %d",
             key.path.name,
             first.name,
             workers,
-            f" x {threads} thread(s)" if first.device == "cpu" else "",
+            f" x {threads} thread(s)" if cpu else "",
+            f", a frame alone on {self.cores} threads" if solo is not None else "",
             key.batch_size,
         )
         return InferenceStage(
             engines,
+            solo=solo,
             batch_size=key.batch_size,
             batch_timeout=key.batch_timeout_ms / 1000.0,
             name=key.path.name,
         )
 
     @staticmethod
-    def _open(key: StageKey, threads: int):  # noqa: ANN205 - an Engine
+    def _open(key: StageKey, threads: int, spin: bool):  # noqa: ANN205 - an Engine
         return create_engine(
             key.path,
             backend=key.backend,
             providers=list(key.providers) or None,
             device=key.device,
             threads=threads,
+            spin=spin,
         )

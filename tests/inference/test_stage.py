@@ -117,3 +117,20 @@ def test_submit_after_close_fails_the_future() -> None:
     stage.close()
     with pytest.raises(RuntimeError, match="closed"):
         stage.submit(frame(0.1)).result(1)
+
+
+def test_a_frame_alone_runs_on_the_solo_engine_and_queued_frames_on_the_workers() -> None:
+    workers = [FakeEngine(delay=0.02), FakeEngine(delay=0.02)]
+    solo = FakeEngine(delay=0.02)
+    stage = InferenceStage(workers, solo=solo).start()
+    try:
+        stage.submit(frame(0.1)).result(5)  # nothing else running or queued: every core for it
+        assert solo.calls == [1] and not any(w.calls for w in workers)
+        burst = [stage.submit(frame(i / 100)) for i in range(10)]  # frames queue up: the workers share the cores
+        got = [x_of(f.result(5)) for f in burst]
+    finally:
+        stage.close()
+    assert got == pytest.approx([box_x(i / 100) for i in range(10)])
+    assert all(len(w.calls) >= 3 for w in workers), [w.calls for w in workers]
+    assert len(solo.calls) <= 2, "a queue of frames is not run one at a time on the solo engine"
+    assert solo.closed
