@@ -1,7 +1,16 @@
-"""`streamseg bench`: end-to-end pipeline throughput against the raw engine forward pass, in the same run.
+"""`streamseg bench`: pipeline throughput against the raw engine, measured in the same run.
 
-Prints the raw forward-pass throughput of the model (same engine, same thread count), the pipeline throughput
-on a real video with the usual sinks (JSON lines + annotated MP4), their ratio, per-stage times and peak RSS.
+Each run measures, one after the other on the same machine:
+
+- raw forward: one onnxruntime session using every core, called back to back on a real preprocessed frame
+  (the baseline a user would measure with the engine alone);
+- stage: the inference stage the daemon would build for these cameras (its workers, threads and batch), fed
+  with enough frames in flight to keep it busy: the engine's best throughput as the daemon runs it;
+- pipeline: `--cameras` file cameras on the video, decode -> preprocess -> stage -> masks -> tracking ->
+  sinks (JSON lines, and the annotated video unless --no-video), all frames of all cameras.
+
+With `--repeat N` the three are measured N times, interleaved, and the medians printed beside every run
+(these machines drift by +-15 %: one run proves little). Ratios are taken within each run, then the median.
 """
 
 from __future__ import annotations
@@ -9,67 +18,75 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import tempfile
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
 import av
+import numpy as np
 
 from streamseg.config.camera import CameraConfig
-from streamseg.daemon import EnginePool, build_sinks
+from streamseg.engines import create_engine
 from streamseg.errors import SourceError
-from streamseg.pipeline import CameraPipeline
+from streamseg.inference.pool import StagePool, available_cores
+from streamseg.inference.stage import InferenceStage
+from streamseg.models.yolo import YoloModel
+from streamseg.pipeline import STAGES, CameraPipeline
+from streamseg.sinks import build_sinks
 
 
 def bench(args: argparse.Namespace) -> int:
     if not args.source.is_file():
         raise SourceError(f"source file not found: {args.source}")
+    cores = available_cores()
     with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as tmp:
-        cfg = _camera_config(args, Path(tmp))
-        pool = EnginePool(Path.cwd())
+        configs = [_camera_config(args, Path(tmp), i) for i in range(args.cameras)]
+        pool = StagePool(Path.cwd(), cores=cores)
         try:
-            model = pool.model(cfg.model)
+            stage = pool.stage(configs[0].model, cameras=args.cameras)
+            model = YoloModel.from_config(stage.info, configs[0].model)
+            image = _first_frame(args.source)
+            tensor, _ = model.preprocess(image)
             decode = _decode_only(args.source, args.frames)
-            n = min(decode["frames"], 100)
-            # The raw baseline is taken before and after the pipeline run and averaged, so that a machine
-            # whose speed drifts during the run (thermal, neighbours) biases neither side.
-            raw_before = _raw_forward(model, args.source, n=n)
-            pipe = _pipeline(cfg, model, args.frames)
-            raw_after = _raw_forward(model, args.source, n=n)
-            raw = (raw_before + raw_after) / 2
+            per_call = max(min(decode["frames"], 100), 20)
+            raw_engine = create_engine(stage.info.path, providers=["cpu"], threads=cores)
+            runs, pipes = [], []
+            try:
+                for _ in range(args.repeat):
+                    raw = _raw_forward(raw_engine, tensor, per_call)
+                    best = _stage_alone(stage, tensor, per_call * args.cameras, depth=stage.depth * args.cameras)
+                    pipe = _pipeline(configs, stage, args.frames, run=len(runs))
+                    runs.append({"raw_fps": raw, "stage_fps": best, "pipeline_fps": pipe["fps"]})
+                    pipes.append(pipe)
+            finally:
+                raw_engine.close()
         finally:
             pool.close()
-    figures = {
-        "model": str(model.engine.info.path.name),
-        "engine": model.engine.name,
-        "threads": args.threads,
-        "source": str(args.source),
-        "raw_forward_fps": round(raw, 2),
-        "raw_forward_fps_before_after": [round(raw_before, 2), round(raw_after, 2)],
-        "pipeline_fps": round(pipe["fps"], 2),
-        "ratio": round(pipe["fps"] / raw, 3),
-        "frames": pipe["frames"],
-        "decode_ms": round(decode["ms"], 2),
-        "stages_ms": {k: round(v, 2) for k, v in pipe["stages_ms"].items()},
-        "sinks_ms": {k: round(v, 2) for k, v in pipe["sinks_ms"].items()},
-        "detections_per_frame": round(pipe["detections"] / max(pipe["frames"], 1), 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
-    print(json.dumps(figures) if args.json else _table(figures))
+    print(
+        json.dumps(_figures(args, cores, stage, decode, runs, pipes))
+        if args.json
+        else _table(args, cores, stage, decode, runs, pipes)
+    )
     return 0
 
 
-def _camera_config(args: argparse.Namespace, out: Path) -> CameraConfig:
-    outputs: dict[str, Any] = {"jsonl": {"path": str(out / "bench.jsonl")}}
+def _camera_config(args: argparse.Namespace, out: Path, i: int) -> CameraConfig:
+    outputs: dict[str, Any] = {"jsonl": {"path": str(out / f"bench{i}.jsonl")}}
     if not args.no_video:
-        outputs["video"] = {"path": str(out / "bench.mp4")}
-    raw = {
-        "source": {"url": str(args.source.resolve())},
-        "model": {"path": args.model, "threads": args.threads},
-        "outputs": outputs,
-    }
+        outputs["video"] = {"path": str(out / f"bench{i}.mp4")}
+    model: dict[str, Any] = {"path": args.model, "batch_size": args.batch_size, "workers": args.workers}
+    if args.threads:
+        model["threads"] = args.threads
+    raw = {"source": {"url": str(args.source.resolve())}, "model": model, "outputs": outputs}
     return CameraConfig.model_validate(raw, context={"base_dir": Path.cwd()})
+
+
+def _first_frame(source: Path) -> np.ndarray:
+    with av.open(str(source)) as container:
+        return next(container.decode(video=0)).to_ndarray(format="bgr24")
 
 
 def _decode_only(source: Path, limit: int) -> dict[str, float]:
@@ -88,56 +105,128 @@ def _decode_only(source: Path, limit: int) -> dict[str, float]:
     return {"frames": frames, "ms": 1000 * elapsed / max(frames, 1)}
 
 
-def _raw_forward(model: Any, source: Path, n: int) -> float:
-    """Forward passes per second of the engine alone, on a real preprocessed frame."""
-    with av.open(str(source)) as container:
-        image = next(container.decode(video=0)).to_ndarray(format="bgr24")
-    tensor, _ = model.preprocess(image)
+def _raw_forward(engine: Any, tensor: np.ndarray, n: int) -> float:
+    """Forward passes per second of one session alone, back to back."""
     for _ in range(3):  # warm-up: first runs allocate and tune
-        model.engine.infer(tensor)
-    n = max(n, 10)
+        engine.infer(tensor)
     t0 = time.perf_counter()
     for _ in range(n):
-        model.engine.infer(tensor)
+        engine.infer(tensor)
     return n / (time.perf_counter() - t0)
 
 
-def _pipeline(cfg: CameraConfig, model: Any, limit: int) -> dict[str, Any]:
-    sinks = build_sinks("bench", cfg, None, False)
-    camera = CameraPipeline("bench", cfg, model, sinks)
+def _stage_alone(stage: InferenceStage, tensor: np.ndarray, n: int, depth: int) -> float:
+    """Frames per second through the stage with `depth` frames kept in flight (no decoding, no decoding of masks)."""
+    for future in [stage.submit(tensor) for _ in range(stage.workers * stage.batch_size)]:
+        future.result()  # warm-up
+    pending: list[Future] = []
     t0 = time.perf_counter()
-    camera.start()
-    while not camera.join(timeout=0.05):
-        if limit and camera.stats.frames >= limit:
-            camera.stop()
+    for _ in range(n):
+        if len(pending) >= depth:
+            pending.pop(0).result()
+        pending.append(stage.submit(tensor))
+    for future in pending:
+        future.result()
+    return n / (time.perf_counter() - t0)
+
+
+def _pipeline(configs: list[CameraConfig], stage: InferenceStage, limit: int, run: int) -> dict[str, Any]:
+    cameras = []
+    for i, cfg in enumerate(configs):
+        if run:  # a fresh output per run: sinks never overwrite (a video would get a new name each run)
+            for out in (cfg.outputs.jsonl, cfg.outputs.video):
+                if out is not None:
+                    out.path.unlink(missing_ok=True)
+        model = YoloModel.from_config(stage.info, cfg.model)
+        cameras.append(CameraPipeline(f"bench{i}", cfg, model, stage, build_sinks(f"bench{i}", cfg)))
+    t0 = time.perf_counter()
+    for camera in cameras:
+        camera.start()
+    for camera in cameras:
+        while not camera.join(timeout=0.05):
+            if limit and camera.stats.frames >= limit:
+                camera.stop()
     elapsed = time.perf_counter() - t0  # includes draining the sinks: the outputs are complete
-    if camera.error:
-        raise SourceError(camera.error)
-    frames = camera.stats.frames
+    errors = [c.error for c in cameras if c.error]
+    if errors:
+        raise SourceError(errors[0])
+    frames = sum(c.stats.frames for c in cameras)
+    sinks: dict[str, list[float]] = {}
+    for c in cameras:
+        for s in c.sinks:
+            sinks.setdefault(s.kind, []).append(1000 * s.busy_s / max(s.written, 1))
     return {
         "frames": frames,
         "fps": frames / elapsed,
-        "detections": camera.stats.detections,
-        "stages_ms": camera.times.ms_per_frame(),
-        "sinks_ms": {s.kind: 1000 * s.busy_s / max(s.written, 1) for s in sinks},
+        "detections": sum(c.stats.detections for c in cameras),
+        "stages_ms": {k: statistics.fmean(c.times.ms(k) for c in cameras) for k in STAGES},
+        "sinks_ms": {k: statistics.fmean(v) for k, v in sinks.items()},
     }
 
 
-def _table(f: dict[str, Any]) -> str:
-    stages = ", ".join(f"{k} {v:.2f}" for k, v in f["stages_ms"].items())
-    sinks = ", ".join(f"{k} {v:.2f}" for k, v in f["sinks_ms"].items()) or "none"
-    b, a = f["raw_forward_fps_before_after"]
+def _figures(
+    args: argparse.Namespace,
+    cores: int,
+    stage: InferenceStage,
+    decode: dict[str, float],
+    runs: list[dict[str, float]],
+    pipes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    ratios = {
+        "pipeline_vs_raw": statistics.median(r["pipeline_fps"] / r["raw_fps"] for r in runs),
+        "stage_vs_raw": statistics.median(r["stage_fps"] / r["raw_fps"] for r in runs),
+        "pipeline_vs_stage": statistics.median(r["pipeline_fps"] / r["stage_fps"] for r in runs),
+    }
+    last = pipes[-1]
+    engine = stage.engines[0]
+    return {
+        "model": stage.info.path.name,
+        "engine": stage.engine_name,
+        "cores": cores,
+        "cameras": args.cameras,
+        "workers": stage.workers,
+        "threads_per_worker": getattr(engine, "threads", None),
+        "batch_size": stage.batch_size,
+        "source": str(args.source),
+        "frames": last["frames"],
+        "runs": [{k: round(v, 2) for k, v in r.items()} for r in runs],
+        "median": {k: round(v, 2) for k, v in med.items()},
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "mean_batch": round(stage.stats.frames / max(stage.stats.calls, 1), 2),
+        "decode_ms": round(decode["ms"], 2),
+        "stages_ms": {k: round(v, 2) for k, v in last["stages_ms"].items()},
+        "sinks_ms": {k: round(v, 2) for k, v in last["sinks_ms"].items()},
+        "detections_per_frame": round(last["detections"] / max(last["frames"], 1), 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def _table(*parts: Any) -> str:
+    f = _figures(*parts)
+    runs = "  ".join(
+        f"#{i + 1}: {r['raw_fps']:.1f} / {r['stage_fps']:.1f} / {r['pipeline_fps']:.1f}"
+        for i, r in enumerate(f["runs"])
+    )
+    m, r = f["median"], f["ratios"]
+    threads = f" x {f['threads_per_worker']} thread(s)" if f["threads_per_worker"] else ""
     return "\n".join(
         [
-            f"model            {f['model']} on {f['engine']}, {f['threads']} threads",
-            f"source           {f['source']} ({f['frames']} frames, {f['detections_per_frame']} detections/frame)",
-            f"raw forward      {f['raw_forward_fps']:.2f} fps  (engine alone, same model and threads; "
-            f"before/after the pipeline: {b:.2f} / {a:.2f})",
-            f"pipeline         {f['pipeline_fps']:.2f} fps  (decode -> infer -> masks -> track -> sinks)",
-            f"ratio            {f['ratio']:.3f} x raw forward",
+            f"model            {f['model']} on {f['engine']}; {f['cores']} cores",
+            f"source           {f['source']}: {f['cameras']} camera(s), {f['frames']} frames in all, "
+            f"{f['detections_per_frame']} detections/frame",
+            f"stage            {f['workers']} worker(s){threads}, batch {f['batch_size']} (mean batch "
+            f"{f['mean_batch']})",
+            f"runs (fps)       raw / stage / pipeline  {runs}",
+            f"raw forward      {m['raw_fps']:.2f} fps  (median; one session, {f['cores']} threads, back to back)",
+            f"stage            {m['stage_fps']:.2f} fps  ({r['stage_vs_raw']:.3f} x raw)",
+            f"pipeline         {m['pipeline_fps']:.2f} fps  ({r['pipeline_vs_raw']:.3f} x raw, "
+            f"{r['pipeline_vs_stage']:.3f} x stage; decode -> infer -> masks -> track -> sinks)",
             f"decode           {f['decode_ms']:.2f} ms/frame (source thread)",
-            f"worker stages    {stages} ms/frame",
-            f"sinks            {sinks} ms/frame (own threads)",
+            "worker stages    " + ", ".join(f"{k} {v:.2f}" for k, v in f["stages_ms"].items()) + " ms/frame",
+            "sinks            "
+            + (", ".join(f"{k} {v:.2f}" for k, v in f["sinks_ms"].items()) or "none")
+            + " ms/frame (own threads)",
             f"peak RSS         {f['peak_rss_mb']:.1f} MB",
         ]
     )

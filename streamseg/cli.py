@@ -9,6 +9,7 @@ from pathlib import Path
 
 from streamseg import __version__
 from streamseg.errors import ConfigError, StreamsegError
+from streamseg.vocab import MaskFormat
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
     predict.add_argument("--max-det", type=int, default=300, help="most detections per image (default 300)")
     predict.add_argument("--agnostic-nms", action="store_true", help="NMS across classes")
-    predict.add_argument("--mask-format", choices=["polygon", "rle", "none"], default="polygon")
+    predict.add_argument("--mask-format", choices=list(MaskFormat), default=MaskFormat.POLYGON)
     predict.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
     predict.add_argument("--out", default="-", help="output file, or - for stdout (default)")
     predict.set_defaults(func=_predict)
@@ -60,8 +61,12 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="pipeline throughput against the raw engine, same run")
     bench.add_argument("--model", required=True, help="model file or ID")
     bench.add_argument("--source", required=True, type=Path, help="video file")
-    bench.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (default 2)")
-    bench.add_argument("--frames", type=int, default=0, help="stop after this many frames (0: whole video)")
+    bench.add_argument("--cameras", type=int, default=1, help="file cameras on the video at once (default 1)")
+    bench.add_argument("--batch-size", type=int, default=1, help="frames per engine call (default 1)")
+    bench.add_argument("--workers", default="auto", help="engine calls in flight: auto or a number (default auto)")
+    bench.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
+    bench.add_argument("--frames", type=int, default=0, help="stop each camera after this many frames (0: all)")
+    bench.add_argument("--repeat", type=int, default=1, help="measure this many times; medians (default 1)")
     bench.add_argument("--no-video", action="store_true", help="leave out the annotated-video sink")
     bench.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bench.set_defaults(func=_bench)
@@ -123,25 +128,13 @@ def _tail(args: argparse.Namespace) -> int:
     host, port, prefix = "127.0.0.1", 1883, "streamseg"
     if args.config is not None:
         from streamseg.config import load_config
+        from streamseg.sinks.mqtt.transport import client_settings
 
         mqtt = load_config(args.config, check_models=False).mqtt
         if mqtt is None:
             raise StreamsegError(f"{args.config}: has no mqtt section")
         host, port, prefix = mqtt.host, mqtt.port, mqtt.topic_prefix
-        tls = mqtt.tls
-        settings = {
-            "username": mqtt.username,
-            "password": mqtt.read_password(),
-            "protocol": mqtt.protocol,
-            "tls": None
-            if tls is None
-            else {
-                "ca": tls.ca and str(tls.ca),
-                "cert": tls.cert and str(tls.cert),
-                "key": tls.key and str(tls.key),
-                "insecure": tls.insecure,
-            },
-        }
+        settings = client_settings(mqtt)
     tail = Tail(
         args.host or host,
         args.port or port,

@@ -13,12 +13,14 @@ from typing import TYPE_CHECKING
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from streamseg.vocab import CameraState
+
 if TYPE_CHECKING:
     from streamseg.pipeline import CameraPipeline
 
 log = logging.getLogger(__name__)
 
-STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
+STATES = tuple(CameraState)
 
 
 class CameraCollector:
@@ -63,7 +65,7 @@ class CameraCollector:
                 state.add_metric([name, s], 1.0 if cam.state == s else 0.0)
             fps.add_metric([name], cam.stats.fps)
             latency.add_metric([name], cam.stats.latency_s)
-            infer.add_metric([name], cam.times.ms_per_frame()["infer"])
+            infer.add_metric([name], cam.times.ms("infer"))
             frames.add_metric([name], cam.stats.frames)
             decoded.add_metric([name], cam.source.frames_decoded)
             dropped.add_metric([name], cam.dropped)

@@ -1,8 +1,12 @@
-"""One camera, end to end: source -> ring buffer -> engine -> decode -> tracker -> events -> sinks.
+"""One camera, end to end: source -> ring -> preprocess -> inference stage -> decode -> tracker -> events -> sinks.
 
-The decoder runs on the source's thread, inference + decode + tracking on the camera's worker thread, and each
-sink on its own thread behind a bounded queue, so a slow sink never blocks inference (file pipelines choose to
-wait instead, so the output is complete, but never for a failing sink).
+Threads: the decoder (the source's), this camera's worker, the inference stage's workers (shared with the other
+cameras on the same model) and one per sink. The worker keeps up to `stage.depth` frames in flight: while the
+stage runs frame N, the worker preprocesses frame N+1 and decodes masks, tracks and publishes frame N-1. Frames
+complete strictly in their order, so tracking and events see them as the camera produced them.
+
+A slow sink never blocks inference (file pipelines choose to wait instead, so the output is complete, but never
+for a failing sink).
 """
 
 from __future__ import annotations
@@ -12,39 +16,28 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-import supervision as sv
+import numpy as np
 
 from streamseg.config.camera import CameraConfig
+from streamseg.inference.stage import InferenceStage
+from streamseg.models.letterbox import LetterboxParams
 from streamseg.models.yolo import YoloModel
 from streamseg.sinks.base import FrameResult, Sink
 from streamseg.sources.frame import Frame
-from streamseg.sources.memory import frame_allocator
 from streamseg.sources.pyav_source import VideoSource
 from streamseg.sources.ring import RingBuffer
 from streamseg.sources.url import redact_url
+from streamseg.timing import StageTimes
 from streamseg.tracking.events import EventTracker
-from streamseg.tracking.tracker import make_tracker
+from streamseg.tracking.tracker import Tracker
+from streamseg.vocab import CameraState, TrackerType
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class StageTimes:
-    """Seconds spent per stage on the worker thread, summed over frames (bench and stats)."""
-
-    preprocess: float = 0.0
-    infer: float = 0.0
-    postprocess: float = 0.0
-    track: float = 0.0
-    handoff: float = 0.0  # copying the image for sinks and queueing results
-    frames: int = 0
-
-    def ms_per_frame(self) -> dict[str, float]:
-        n = max(self.frames, 1)
-        stages = ("preprocess", "infer", "postprocess", "track", "handoff")
-        return {k: 1000.0 * getattr(self, k) / n for k in stages}
+STAGES = ("preprocess", "infer", "postprocess", "track", "handoff")  # the worker's, in bench and stats order
 
 
 @dataclass
@@ -70,11 +63,26 @@ class CameraStats:
         return sum(self.latency) / len(self.latency) if self.latency else 0.0
 
 
+@dataclass(slots=True)
+class _InFlight:
+    """A frame handed to the inference stage: what the worker needs once its outputs are back."""
+
+    index: int
+    pts: float
+    capture_ts: float
+    width: int
+    height: int
+    letterbox: LetterboxParams
+    tensor: np.ndarray  # the input buffer, reused once the stage is done with it
+    image: np.ndarray | None  # a copy of the frame for the sinks that draw or snapshot it
+    future: Future
+
+
 StatusCallback = Callable[[str, str, "str | None"], None]  # (camera, state, error)
 
 
 class CameraPipeline:
-    """start() / stop() / join(); `state` is one of starting, streaming, degraded, reconnecting, stopped, failed.
+    """start() / stop() / join(); `state` is a CameraState.
 
     The source drives the state while it runs (starting, streaming, reconnecting); while it streams and an
     output is failing the state is `degraded` (frames are processed, that output's results wait or are
@@ -88,6 +96,7 @@ class CameraPipeline:
         name: str,
         cfg: CameraConfig,
         model: YoloModel,
+        stage: InferenceStage,
         sinks: list[Sink],
         *,
         on_status: StatusCallback | None = None,
@@ -95,24 +104,26 @@ class CameraPipeline:
         self.name = name
         self.cfg = cfg
         self.model = model
+        self.stage = stage
         self.sinks = sinks
         self.on_status = on_status
-        self.ring = RingBuffer(cfg.source.buffer_slots, cfg.source.policy, allocator=frame_allocator())
+        # Frames are decoded into memory the engine copies from fast (page-locked on CUDA engines).
+        self.ring = RingBuffer(cfg.source.buffer_slots, cfg.source.policy, allocator=stage.allocate)
         self.source = VideoSource.from_config(name, cfg.source, ring=self.ring, fps=cfg.fps, on_state=self._on_source)
-        self.events = (
-            EventTracker(name, cfg.events, zones=cfg.zones, lines=cfg.lines) if cfg.tracker.type != "none" else None
-        )
-        self.tracker = None  # built on the first frame, once the processing rate is known
+        tracking = cfg.tracker.type != TrackerType.NONE
+        self.events = EventTracker(name, cfg.events, zones=cfg.zones, lines=cfg.lines) if tracking else None
+        self.tracker: Tracker | None = None  # built on the first frame, once the processing rate is known
         self.times = StageTimes()
         self.stats = CameraStats()
-        self.state = "starting"
+        self.state = CameraState.STARTING
         self.error: str | None = None  # why the camera failed (final), or a processing failure
         self.status_error: str | None = None  # the error published with the current state
-        self._source_state, self._source_error = "starting", None
+        self._source_state, self._source_error = CameraState.STARTING, None
         self._announced = False  # the first state is published even though `state` starts as "starting"
         for sink in sinks:
             sink.on_change = self._on_sink
         self._needs_image = any(s.needs_image for s in sinks)
+        self._tensors: list[np.ndarray] = []  # free input buffers
         self._rate = 0.0
         self._state_lock = threading.Lock()  # the source thread and the worker both change the state
         self._stop = threading.Event()
@@ -120,7 +131,7 @@ class CameraPipeline:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
-        self._set_state("starting")
+        self._set_state(CameraState.STARTING)
         for sink in self.sinks:
             sink.start()
         self.source.start()
@@ -158,96 +169,115 @@ class CameraPipeline:
 
     # -- worker ------------------------------------------------------------------------------------
     def _run(self) -> None:
+        pending: deque[_InFlight] = deque()
         try:
             while True:
-                frame = self.ring.get(timeout=0.5)
-                if frame is None:
-                    if self.ring.done:
+                # Keep the stage fed: take every frame the decoder has ready, up to the depth; wait for one
+                # only when nothing is in flight.
+                while len(pending) < self.stage.depth:
+                    frame = self.ring.get(timeout=0.0 if pending else 0.5)
+                    if frame is None:
                         break
-                    continue
-                try:
-                    self._process(frame)
-                finally:
-                    frame.release()
-        except Exception as exc:  # a bug or engine failure ends this camera only
+                    pending.append(self._submit(frame))
+                if pending:
+                    self._complete(pending.popleft())
+                elif self.ring.done:
+                    break
+        except Exception as exc:  # a bug or an engine failure ends this camera only
             self.error = f"camera {self.name!r}: processing failed: {exc}"
             log.exception(self.error)
             self.ring.close()
             self.source.stop(timeout=1)
         self._finish()
 
-    def _process(self, frame: Frame) -> None:
-        if self.stats.frames == 0:
-            self._rate = self._processing_rate()  # known once the source has opened the stream
-        t0 = time.perf_counter()
-        tensor, letterbox = self.model.preprocess(frame.image)
-        t1 = time.perf_counter()
-        outputs = self.model.engine.infer(tensor)
-        t2 = time.perf_counter()
-        detections = self.model.postprocess(outputs, letterbox, frame.image.shape[:2])
-        t3 = time.perf_counter()
-        events = []
-        if self.events is not None:
-            if self.tracker is None:
-                self.tracker = make_tracker(self.cfg.tracker, self._rate)
-            detections = self.tracker.update(detections, timestamp=frame.pts)
-            alive = {int(t.tracker_id) for t in getattr(self.tracker, "tracks", [])}
-            events = self.events.update(detections, alive, frame.capture_ts, (frame.height, frame.width))
-        t4 = time.perf_counter()
-        result = FrameResult(
-            camera=self.name,
-            frame=frame.index,
-            pts=frame.pts,
-            capture_ts=frame.capture_ts,
-            width=frame.width,
-            height=frame.height,
-            detections=detections,
-            events=events,
-            image=frame.image.copy() if self._needs_image else None,
-            fps=self._rate,
+    def _submit(self, frame: Frame) -> _InFlight:
+        """Preprocess a frame into an input buffer, hand it to the stage, and give the ring slot back."""
+        try:
+            if not self._rate:
+                self._rate = self._processing_rate()  # known once the source has opened the stream
+            with self.times("preprocess"):
+                tensor, letterbox = self.model.preprocess(frame.image, self._tensor())
+                image = frame.image.copy() if self._needs_image else None
+        finally:
+            frame.release()
+        future = self.stage.submit(tensor)
+        return _InFlight(
+            frame.index, frame.pts, frame.capture_ts, frame.width, frame.height, letterbox, tensor, image, future
         )
-        for sink in self.sinks:
-            sink.submit(result)
-        t5 = time.perf_counter()
 
-        times = self.times
-        times.preprocess += t1 - t0
-        times.infer += t2 - t1
-        times.postprocess += t3 - t2
-        times.track += t4 - t3
-        times.handoff += t5 - t4
-        times.frames += 1
+    def _complete(self, item: _InFlight) -> None:
+        """The oldest frame in flight: wait for its outputs, then decode, track and hand it to the sinks."""
+        inference = item.future.result()
+        self._tensors.append(item.tensor)
+        self.times.add("infer", inference.engine_s / inference.batch)
+        with self.times("postprocess"):
+            detections = self.model.postprocess(inference.outputs, item.letterbox, (item.height, item.width))
+        events: list = []
+        zones: list[list[str]] = []
+        crossings: list[list[tuple[str, str]]] = []
+        if self.events is not None:
+            with self.times("track"):
+                if self.tracker is None:
+                    self.tracker = Tracker(self.cfg.tracker, self._rate)
+                detections, alive = self.tracker.update(detections, timestamp=item.pts)
+                events, zones, crossings = self.events.update(
+                    detections, alive, item.capture_ts, (item.height, item.width)
+                )
+        with self.times("handoff"):
+            result = FrameResult(
+                camera=self.name,
+                frame=item.index,
+                pts=item.pts,
+                capture_ts=item.capture_ts,
+                width=item.width,
+                height=item.height,
+                detections=detections,
+                events=events,
+                zones=zones,
+                crossings=crossings,
+                image=item.image,
+                fps=self._rate,
+            )
+            for sink in self.sinks:
+                sink.submit(result)
+
         stats = self.stats
         stats.frames += 1
         stats.detections += len(detections)
         stats.events += len(events)
         stats.tracks_in_view = len(self.events.active) if self.events is not None else len(detections)
         stats.recent.append(time.monotonic())
-        stats.latency.append(time.time() - frame.capture_ts)
+        stats.latency.append(time.time() - item.capture_ts)
+
+    def _tensor(self) -> np.ndarray:
+        """A free input buffer (allocated through the stage: page-locked for CUDA engines)."""
+        if self._tensors:
+            return self._tensors.pop()
+        h, w = self.model.imgsz
+        return self.stage.allocate((1, 3, h, w), np.float32)
 
     def _processing_rate(self) -> float:
         src = self.source.source_fps or 30.0
         return min(src, self.cfg.fps) if self.cfg.fps else src
 
     def _finish(self) -> None:
+        """End every open track, let each sink finish (end events, flush) and close, then the final state."""
+        end_events = []
         if self.events is not None and self.events.active:
-            events = self.events.finish(time.time())
-            self.stats.events += len(events)
-            final = FrameResult(self.name, -1, 0.0, time.time(), 0, 0, sv.Detections.empty(), events, final=True)
-            for sink in self.sinks:
-                sink.submit(final)
+            end_events = self.events.finish(time.time())
+            self.stats.events += len(end_events)
         for sink in self.sinks:  # all drain at once: a failing sink's bounded wait does not add up
-            sink.request_stop()
+            sink.request_stop(end_events)
         for sink in self.sinks:
             sink.join(sink.drain_timeout + 30.0)
         self.error = self.error or self.source.error or self.sink_error
-        self._set_state("failed" if self.error else "stopped", self.error)
+        self._set_state(CameraState.FAILED if self.error else CameraState.STOPPED, self.error)
 
     def _on_source(self, state: str, error: str | None) -> None:
-        if state in ("stopped", "failed") or self._stop.is_set():
+        if CameraState(state).final or self._stop.is_set():
             return  # final: set by the worker once the sinks have drained (see _finish)
         with self._state_lock:
-            self._source_state, self._source_error = state, error
+            self._source_state, self._source_error = CameraState(state), error
         self._refresh()
 
     def _on_sink(self, _sink: Sink) -> None:
@@ -256,29 +286,29 @@ class CameraPipeline:
     def _refresh(self) -> None:
         """Publish the state the source and the sinks make together: streaming with a failing output is degraded."""
         with self._state_lock:
-            if self.state in ("stopped", "failed"):
+            if self.state.final:
                 return
             state, error = self._source_state, self._source_error
             sink_error = self.sink_error
-            if state == "streaming" and sink_error is not None:
-                state, error = "degraded", sink_error
+            if state == CameraState.STREAMING and sink_error is not None:
+                state, error = CameraState.DEGRADED, sink_error
             self._publish(state, error)
 
-    def _set_state(self, state: str, error: str | None = None) -> None:
+    def _set_state(self, state: CameraState, error: str | None = None) -> None:
         with self._state_lock:
             self._publish(state, error)
 
-    def _publish(self, state: str, error: str | None) -> None:
+    def _publish(self, state: CameraState, error: str | None) -> None:
         """Log and publish a state change, once per change, never the password (caller holds the lock)."""
-        same = state == self.state and (state != "degraded" or error == self.status_error)
+        same = state == self.state and (state != CameraState.DEGRADED or error == self.status_error)
         if same and self._announced:
             return
         self._announced = True
         self.state, self.status_error = state, error
         where = redact_url(self.cfg.source.url)
-        if state == "failed":
+        if state == CameraState.FAILED:
             log.error("camera %r (%s): failed: %s", self.name, where, error)
-        elif state in ("reconnecting", "degraded"):
+        elif state in (CameraState.RECONNECTING, CameraState.DEGRADED):
             log.warning("camera %r (%s): %s: %s", self.name, where, state, error)
         else:
             log.info("camera %r (%s): %s", self.name, where, state)

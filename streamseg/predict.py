@@ -31,11 +31,11 @@ def predict(args: argparse.Namespace) -> int:
             f"--imgsz {args.imgsz}: {engine.info.path.name} has a fixed {w}x{h} input; "
             f"export the model at {args.imgsz} to use that size"
         )
-    model = YoloModel(engine, conf=args.conf, iou=args.iou, max_det=args.max_det, agnostic_nms=args.agnostic_nms)
+    model = YoloModel(engine.info, conf=args.conf, iou=args.iou, max_det=args.max_det, agnostic_nms=args.agnostic_nms)
     out_ctx = nullcontext(sys.stdout) if args.out == "-" else _open_out(Path(args.out))
     with engine, out_ctx as out:
         for index, image in _images(source):
-            dets = model.predict(image)
+            dets = model.predict(engine, image)
             obj = {
                 "source": str(source),
                 "frame": index,

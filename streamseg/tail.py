@@ -13,9 +13,8 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
-from streamseg.sinks.mqtt import PROTOCOLS
+from streamseg.sinks.mqtt import make_client
 
 
 def format_event(event: dict[str, Any]) -> str:
@@ -50,25 +49,18 @@ class Tail:
         *,
         prefix: str = "streamseg",
         camera: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        tls: dict[str, Any] | None = None,
-        protocol: str = "3.1.1",
         out: TextIO = sys.stdout,
         limit: int = 0,
+        **client: Any,
     ) -> None:
+        """`client`: make_client's settings (protocol, username, password, tls, ca, cert, key, insecure)."""
         self.topic = f"{prefix.rstrip('/')}/{camera or '+'}/events"
         self.out = out
         self.limit = limit
         self.printed = 0
         self.done = threading.Event()
         self.error: str | None = None
-        self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=PROTOCOLS[protocol])
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if tls is not None:
-            self._client.tls_set(ca_certs=tls.get("ca"), certfile=tls.get("cert"), keyfile=tls.get("key"))
-            self._client.tls_insecure_set(bool(tls.get("insecure")))
+        self._client = make_client(**client)
         self._client.on_connect = self._on_connect
         self._client.on_message = self._on_message
         self._client.connect_async(host, port)

@@ -74,3 +74,17 @@ def mjpeg_parts(src: Path, dst: Path, *, frames: int = 50) -> Path:
             out.mux(stream.encode(frame.reformat(format="yuvj420p")))
         out.mux(stream.encode())
     return dst
+
+
+def grey_ramp(dst: Path, values: list[int], *, size: tuple[int, int] = (320, 320), fps: int = 25) -> Path:
+    """An H.264 MP4 whose frame i is uniformly grey at `values[i]` (0..255), so a frame can be told from its pixels
+    (the fake engine turns the mean into a box position). Lossless (qp 0) so the values survive encoding."""
+    w, h = size
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"qp": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv444p"
+        for value in values:
+            image = np.full((h, w, 3), value, np.uint8)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        out.mux(stream.encode())
+    return dst

@@ -1,6 +1,6 @@
 """Benchmark: pipeline throughput vs the raw engine forward pass, same run. Same as `streamseg bench`.
 
-python tools/bench.py --model ../shared/models/yolov8n-seg-320-int8.onnx --source ../shared/media/bikes.mp4
+python tools/bench.py --model ../shared/models/yolov8n-seg-320.onnx --source ../shared/media/bikes.mp4
 """
 
 import sys

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export STREAMSEG_SHARED="${STREAMSEG_SHARED:-$(cd .. && pwd)/shared}"
-if [ ! -f "$STREAMSEG_SHARED/models/yolov8n-seg-320-int8.onnx" ]; then
-    echo "demo: $STREAMSEG_SHARED/models/yolov8n-seg-320-int8.onnx not found; set STREAMSEG_SHARED" >&2
+if [ ! -f "$STREAMSEG_SHARED/models/yolov8n-seg-320.onnx" ]; then
+    echo "demo: $STREAMSEG_SHARED/models/yolov8n-seg-320.onnx not found; set STREAMSEG_SHARED" >&2
     exit 1
 fi
 bash tools/system-deps.sh

@@ -6,6 +6,7 @@ python tools/gen_config_docs.py --check  # exit 1 if it is out of date (the test
 
 from __future__ import annotations
 
+import enum
 import sys
 import types
 import typing
@@ -43,6 +44,8 @@ def _models(annotation: object) -> list[type[BaseModel]]:
 
 
 def _type_name(annotation: object) -> str:
+    if isinstance(annotation, type) and issubclass(annotation, enum.Enum):  # the vocabulary: list the words
+        return " \\| ".join(str(m.value) for m in annotation)
     if isinstance(annotation, type):
         return annotation.__name__ if not issubclass(annotation, BaseModel) else "section"
     origin = typing.get_origin(annotation)

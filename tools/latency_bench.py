@@ -39,7 +39,7 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--url", help="a live source; default: the test RTSP server's /test stream")
     parser.add_argument("--fps", type=float, help="camera fps limit (default: every frame)")
-    parser.add_argument("--model", default=str(REPO.parent / "shared" / "models" / "yolov8n-seg-320-int8.onnx"))
+    parser.add_argument("--model", default=str(REPO.parent / "shared" / "models" / "yolov8n-seg-320.onnx"))
     parser.add_argument("--threads", type=int, default=0, help="onnxruntime threads (0: its default)")
     args = parser.parse_args()
 
@@ -100,7 +100,7 @@ cameras:
         by_minute.setdefault(minute, []).append(1000 * (f["publish_ts"] - f["capture_ts"]))
     print(
         f"\nsource {url}; {args.minutes:g} min; decoded {cam.source.frames_decoded}, processed {len(frames)}, "
-        f"dropped {cam.dropped}, reconnects {cam.reconnects}; inference {cam.times.ms_per_frame()['infer']:.1f} ms"
+        f"dropped {cam.dropped}, reconnects {cam.reconnects}; inference {cam.times.ms('infer'):.1f} ms"
     )
     previous = 0
     for m in sorted(by_minute):

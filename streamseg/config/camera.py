@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import Field, field_validator, model_validator
 
 from streamseg.config.base import Section
@@ -14,8 +12,7 @@ from streamseg.config.snapshots import SnapshotsConfig
 from streamseg.config.source import SourceConfig
 from streamseg.config.tracker import TrackerConfig
 from streamseg.config.zones import LineConfig, ZoneConfig, check_names
-
-MaskFormat = Literal["polygon", "rle", "none"]
+from streamseg.vocab import MaskFormat, TrackerType
 
 
 class CameraConfig(Section):
@@ -25,7 +22,7 @@ class CameraConfig(Section):
         None, gt=0, le=1000, description="Process at most this many frames a second; null: every frame."
     )
     model: ModelConfig = Field(description="The network and its thresholds.")
-    mask_format: MaskFormat = Field("polygon", description="Mask encoding in MQTT and JSON lines.")
+    mask_format: MaskFormat = Field(MaskFormat.POLYGON, description="Mask encoding in MQTT and JSON lines.")
     polygon_tolerance: float = Field(
         1.0, ge=0.0, le=100.0, description="Polygon simplification tolerance in pixels (0: exact contour)."
     )
@@ -52,6 +49,6 @@ class CameraConfig(Section):
 
     @model_validator(mode="after")
     def _zones_need_tracks(self) -> CameraConfig:
-        if (self.zones or self.lines) and self.tracker.type == "none":
+        if (self.zones or self.lines) and self.tracker.type == TrackerType.NONE:
             raise ValueError("zones and lines need tracking: set tracker.type (e.g. bytetrack)")
         return self

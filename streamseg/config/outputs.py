@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field, ValidationInfo, field_validator
 
 from streamseg.config.base import Section, resolve_path
-from streamseg.config.source import is_stream_url
+from streamseg.sources.kinds import is_stream_url
 
 if TYPE_CHECKING:
     from streamseg.config.app import AppConfig

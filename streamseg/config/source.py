@@ -7,12 +7,8 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from streamseg.config.base import Section, resolve_path
-
-STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
-
-
-def is_stream_url(url: str) -> bool:
-    return url.lower().startswith(STREAM_SCHEMES)
+from streamseg.sources.kinds import STREAM_SCHEMES, is_live, is_stream_url
+from streamseg.vocab import RingPolicy
 
 
 class ReconnectConfig(Section):
@@ -99,12 +95,10 @@ class SourceConfig(Section):
 
     @property
     def is_live(self) -> bool:
-        if self.live is not None:
-            return self.live
-        return is_stream_url(self.url) or self.url.startswith("/dev/")
+        return is_live(self.url, self.live)
 
     @property
-    def policy(self) -> Literal["block", "drop_oldest"]:
+    def policy(self) -> RingPolicy:
         if self.on_full != "auto":
-            return self.on_full
-        return "drop_oldest" if self.is_live else "block"
+            return RingPolicy(self.on_full)
+        return RingPolicy.DROP_OLDEST if self.is_live else RingPolicy.BLOCK

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from streamseg.engines.base import Engine, ModelInfo
 from streamseg.errors import ModelError
+from streamseg.vocab import Backend
 
 TENSORRT_SUFFIXES = (".engine", ".plan")
-BACKENDS = ("auto", "onnxruntime", "tensorrt")
+BACKENDS = tuple(Backend)
 
 __all__ = ["Engine", "ModelInfo", "create_engine", "read_model_info"]
 
@@ -18,12 +19,15 @@ def create_engine(
     *,
     backend: str = "auto",
     providers: list[str] | None = None,
+    device: str = "auto",
     threads: int | None = None,
+    spin: bool = True,
 ) -> Engine:
     """Open a model file. backend "auto": native TensorRT for .engine/.plan, onnxruntime for .onnx.
 
     providers (onnxruntime only): ordered short names from "tensorrt", "cuda", "cpu"; None = the best
-    available. threads: onnxruntime intra-op threads (None = onnxruntime's default).
+    available. device: auto, cpu, cuda or cuda:N. threads: onnxruntime intra-op threads (None = onnxruntime's
+    default); spin: whether idle onnxruntime threads busy-wait (off for sessions that share cores).
     """
     path = Path(path)
     if backend not in BACKENDS:
@@ -35,10 +39,17 @@ def create_engine(
     if backend == "tensorrt":
         from streamseg.engines.tensorrt_engine import TensorRTEngine
 
-        return TensorRTEngine(path)
+        if device == "cpu":
+            raise ModelError(f"{path}: TensorRT engines run on a GPU, not on device: cpu")
+        return TensorRTEngine(path, device=gpu_index(device))
     from streamseg.engines.onnxruntime_engine import OnnxRuntimeEngine
 
-    return OnnxRuntimeEngine(path, providers=providers, threads=threads)
+    return OnnxRuntimeEngine(path, providers=providers, device=device, threads=threads, spin=spin)
+
+
+def gpu_index(device: str) -> int:
+    """cuda:N -> N; auto and cuda -> 0."""
+    return int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
 
 
 def read_model_info(path: Path) -> ModelInfo:

@@ -30,10 +30,22 @@ class Engine(ABC):
 
     info: ModelInfo
     name: str  # e.g. "onnxruntime[CPUExecutionProvider]" or "tensorrt", for logs and bench output
+    device: str = "cpu"  # where it runs: "cpu" or "cuda:N"
 
     @abstractmethod
     def infer(self, images: np.ndarray) -> list[np.ndarray]:
-        """images: NCHW, float32 RGB in 0..1, letterboxed to info.imgsz. Returns the raw outputs in graph order."""
+        """images: NCHW, float32 RGB in 0..1, letterboxed to info.imgsz. Returns the raw outputs in graph order.
+
+        One call at a time per engine object: an inference stage gives each of its workers its own engine.
+        The returned arrays belong to the caller (the next call never overwrites them).
+        """
+
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype | type = np.float32) -> np.ndarray:
+        """A host buffer this engine copies from fast: plain memory here, page-locked memory on CUDA engines.
+
+        Frames (ring slots) and input tensors are allocated through the engine that will read them.
+        """
+        return np.empty(shape, dtype)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release device memory and sessions."""

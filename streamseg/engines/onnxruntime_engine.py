@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from streamseg.engines.base import Engine, ModelInfo
-from streamseg.engines.metadata import parse_imgsz, parse_int, parse_names
+from streamseg.engines.metadata import build_model_info
 from streamseg.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -59,21 +59,43 @@ def _session_error(path: Path, err: Exception) -> ModelError:
 
 
 class OnnxRuntimeEngine(Engine):
-    def __init__(self, path: Path, *, providers: list[str] | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        providers: list[str] | None = None,
+        device: str = "auto",
+        threads: int | None = None,
+        spin: bool = True,
+    ) -> None:
+        """spin: let idle intra-op threads busy-wait for the next call (onnxruntime's default). Sessions that
+        share cores (several workers) must not: they would burn the cores the others compute on."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         options = ort.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # onnxruntime logs to stderr at WARNING by default; errors still raise.
         options.log_severity_level = 3
+        chosen = ["cpu"] if device == "cpu" else providers
+        names = select_providers(chosen)
+        gpu = int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0
+        # The GPU providers take the device index; the CPU provider takes no options.
+        provider_options = [{} if ep == PROVIDERS["cpu"] else {"device_id": str(gpu)} for ep in names]
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=options, providers=select_providers(providers))
+            self.session = ort.InferenceSession(
+                str(path), sess_options=options, providers=names, provider_options=provider_options
+            )
         except Exception as err:  # onnxruntime raises several unrelated exception types
             raise _session_error(path, err) from None
         self.info = _read_info(path, self.session)
-        self.name = f"onnxruntime[{self.session.get_providers()[0]}]"
+        first = self.session.get_providers()[0]
+        self.name = f"onnxruntime[{first}]"
+        self.device = "cpu" if first == PROVIDERS["cpu"] else f"cuda:{gpu}"
+        self.threads = threads  # intra-op threads asked for (None: onnxruntime's default)
         self._input_name = self.info.input_name
         self._input_dtype = self.info.input_dtype
         self._output_names = list(self.info.output_names)
@@ -88,34 +110,14 @@ class OnnxRuntimeEngine(Engine):
 
 
 def _read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
-    meta = session.get_modelmeta().custom_metadata_map
     inp = session.get_inputs()[0]
     outputs = session.get_outputs()
-    shape = list(inp.shape)
-    imgsz = parse_imgsz(meta.get("imgsz"))
-    if imgsz is None:
-        h, w = shape[2:4] if len(shape) == 4 else (None, None)
-        imgsz = (h, w) if isinstance(h, int) and isinstance(w, int) else (640, 640)
-    num_classes = _guess_num_classes(outputs, meta.get("task"))
-    batch = shape[0] if shape and isinstance(shape[0], int) else -1
-    return ModelInfo(
-        path=path,
-        task=str(meta.get("task") or ("segment" if len(outputs) == 2 else "detect")),
-        names=parse_names(meta.get("names"), num_classes),
-        imgsz=imgsz,
-        stride=parse_int(meta.get("stride"), 32),
-        batch=parse_int(meta.get("batch"), batch),
+    return build_model_info(
+        path,
+        session.get_modelmeta().custom_metadata_map,
         input_name=inp.name,
-        input_dtype=np.dtype(_ORT_DTYPES.get(inp.type, np.float32)),
-        output_names=tuple(o.name for o in outputs),
-        output_shapes=tuple(tuple(d if isinstance(d, int) else None for d in o.shape) for o in outputs),
+        input_shape=inp.shape,
+        input_dtype=_ORT_DTYPES.get(inp.type, np.float32),
+        output_names=[o.name for o in outputs],
+        output_shapes=[o.shape for o in outputs],
     )
-
-
-def _guess_num_classes(outputs: list, task: str | None) -> int | None:
-    """Without metadata: 4 box values, then classes, then 32 mask coefficients for segment graphs."""
-    shape = outputs[0].shape
-    if len(shape) != 3 or not isinstance(shape[1], int):
-        return None
-    extra = 32 if (task == "segment" or len(outputs) == 2) else 0
-    return max(shape[1] - 4 - extra, 0)

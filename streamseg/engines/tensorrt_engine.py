@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from streamseg.engines.base import Engine, ModelInfo
-from streamseg.engines.metadata import parse_imgsz, parse_int, parse_names
+from streamseg.engines.metadata import build_model_info
 from streamseg.errors import ModelError
 
 _MAX_META_BYTES = 1 << 20  # an Ultralytics header is a few KB; anything bigger is engine data
@@ -39,30 +39,8 @@ def split_engine_file(data: bytes) -> tuple[dict[str, Any], bytes]:
 
 
 def info_from_metadata(path: Path, meta: dict[str, Any], **io: Any) -> ModelInfo:
-    """ModelInfo from the JSON header, with I/O details (names, shapes, dtype) from the engine."""
-    output_shapes = io.get("output_shapes", ())
-    input_shape = io.get("input_shape", ())
-    imgsz = parse_imgsz(meta.get("imgsz"))
-    if imgsz is None:
-        hw = tuple(input_shape[2:4]) if len(input_shape) == 4 else ()
-        imgsz = (int(hw[0]), int(hw[1])) if len(hw) == 2 and all(d and d > 0 for d in hw) else (640, 640)
-    task = meta.get("task") or ("segment" if len(output_shapes) == 2 else "detect")
-    num_classes = None
-    if output_shapes and len(output_shapes[0]) == 3 and output_shapes[0][1]:
-        num_classes = max(int(output_shapes[0][1]) - 4 - (32 if task == "segment" else 0), 0)
-    batch0 = input_shape[0] if input_shape else 1
-    return ModelInfo(
-        path=path,
-        task=str(task),
-        names=parse_names(meta.get("names"), num_classes),
-        imgsz=imgsz,
-        stride=parse_int(meta.get("stride"), 32),
-        batch=parse_int(meta.get("batch"), batch0 if batch0 and batch0 > 0 else -1),
-        input_name=io.get("input_name", "images"),
-        input_dtype=np.dtype(io.get("input_dtype", np.float32)),
-        output_names=tuple(io.get("output_names", ())),
-        output_shapes=tuple(tuple(s) for s in output_shapes),
-    )
+    """ModelInfo from the JSON header, with I/O details (names, shapes, dtype) from the engine when known."""
+    return build_model_info(path, meta, **io)
 
 
 def _import_backend(path: Path) -> tuple[Any, Any]:
@@ -119,6 +97,7 @@ class TensorRTEngine(Engine):
             raise
         self._ctx.pop()
         self.name = "tensorrt"
+        self.device = f"cuda:{device}"
 
     def _open(self, path: Path, meta: dict[str, Any], blob: bytes) -> None:
         trt, cuda = self._trt, self._cuda
@@ -177,8 +156,21 @@ class TensorRTEngine(Engine):
             self._input_shape = shape
         return [tuple(self._context.get_tensor_shape(b.name)) for b in self._outputs]
 
+    def allocate(self, shape: tuple[int, ...], dtype: np.dtype | type = np.float32) -> np.ndarray:
+        """Page-locked host memory, so copies to the device can be asynchronous (frames, input tensors).
+
+        Any thread may allocate: the primary context is made current around the call, and PORTABLE makes
+        the pages pinned for every context in the process.
+        """
+        cuda = self._cuda
+        self._ctx.push()
+        try:
+            return cuda.pagelocked_empty(shape, dtype, mem_flags=cuda.host_alloc_flags.PORTABLE)
+        finally:
+            self._ctx.pop()
+
     def infer(self, images: np.ndarray) -> list[np.ndarray]:
-        # One execution context and one set of buffers: cameras sharing this engine take turns.
+        # One execution context and one set of buffers: callers sharing this engine object take turns.
         with self._lock:
             return self._infer(images)
 

@@ -56,7 +56,8 @@ class Letterbox:
             self._canvas.fill(PAD_VALUE)
         return self._params
 
-    def __call__(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
+    def __call__(self, image_bgr: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, LetterboxParams]:
+        """`out`: a (1, 3, H, W) float32 buffer to write the tensor into (a new one when None)."""
         if image_bgr.ndim != 3 or image_bgr.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 BGR image, got shape {image_bgr.shape}")
         params = self.params_for(image_bgr.shape[:2])
@@ -68,7 +69,7 @@ class Letterbox:
         else:
             inner[...] = cv2.resize(image_bgr, (new_w, new_h), interpolation=cv2.INTER_LINEAR)
         # BGR->RGB, HWC->CHW and scaling fused into one pass writing the output tensor.
-        tensor = np.empty((1, 3, *self.input_shape), dtype=np.float32)
+        tensor = np.empty((1, 3, *self.input_shape), dtype=np.float32) if out is None else out
         np.multiply(self._canvas[..., ::-1].transpose(2, 0, 1), np.float32(1 / 255), out=tensor[0])
         return tensor, params
 

@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import supervision as sv
 from supervision.detection.compact_mask import CompactMask
-from supervision.detection.utils.converters import _mask_to_rle_counts
 
-from streamseg.engines.base import Engine
+from streamseg.config.model import ModelConfig
+from streamseg.engines.base import Engine, ModelInfo
 from streamseg.errors import ModelError
 from streamseg.models.letterbox import Letterbox, LetterboxParams, scale_boxes_to_image
 
@@ -26,14 +26,15 @@ MAX_NMS = 30000  # at most this many candidates enter NMS (highest scores first)
 
 
 class YoloModel:
-    """An Ultralytics YOLO detect/segment model on any Engine: image in, sv.Detections out.
+    """The decoder of an Ultralytics YOLO detect/segment export: image -> input tensor, raw outputs -> detections.
 
-    preprocess reuses one letterbox canvas, so use one YoloModel per thread (engines can be shared).
+    It never runs the network itself (an engine or an inference stage does), so one model's decoding can
+    overlap another frame's inference. preprocess reuses one letterbox canvas: one YoloModel per thread.
     """
 
     def __init__(
         self,
-        engine: Engine,
+        info: ModelInfo,
         *,
         conf: float = 0.25,
         iou: float = 0.7,
@@ -41,8 +42,7 @@ class YoloModel:
         agnostic_nms: bool = False,
         classes: list[int] | None = None,
     ) -> None:
-        self.engine = engine
-        info = engine.info
+        self.info = info
         self.names: dict[int, str] = dict(info.names)
         self.task = info.task
         self.conf, self.iou, self.max_det = float(conf), float(iou), int(max_det)
@@ -52,10 +52,23 @@ class YoloModel:
         self._check_static_shapes()
         self._letterbox = Letterbox(self.imgsz)
 
+    @classmethod
+    def from_config(cls, info: ModelInfo, cfg: ModelConfig) -> YoloModel:
+        """The decoder with a camera's thresholds; `classes` (labels or ids) must be classes of the model."""
+        return cls(
+            info,
+            conf=cfg.conf,
+            iou=cfg.iou,
+            max_det=cfg.max_det,
+            agnostic_nms=cfg.agnostic_nms,
+            classes=class_ids(cfg.classes, info),
+        )
+
     # --- the three steps -------------------------------------------------------------------------
 
-    def preprocess(self, image_bgr: np.ndarray) -> tuple[np.ndarray, LetterboxParams]:
-        return self._letterbox(image_bgr)
+    def preprocess(self, image_bgr: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, LetterboxParams]:
+        """The network input for `image_bgr` (written into `out` when given) and how to map results back."""
+        return self._letterbox(image_bgr, out)
 
     def postprocess(
         self, outputs: Sequence[np.ndarray], params: LetterboxParams, image_shape_hw: tuple[int, int]
@@ -72,9 +85,10 @@ class YoloModel:
             xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
         return self._detections(xyxy, scores, class_ids, mask)
 
-    def predict(self, image_bgr: np.ndarray) -> sv.Detections:
+    def predict(self, engine: Engine, image_bgr: np.ndarray) -> sv.Detections:
+        """The three steps on one image, with `engine` running the network (predict CLI, tests)."""
         tensor, params = self.preprocess(image_bgr)
-        outputs = self.engine.infer(tensor)
+        outputs = engine.infer(tensor)
         return self.postprocess(outputs, params, image_bgr.shape[:2])
 
     # --- output checks ---------------------------------------------------------------------------
@@ -82,17 +96,17 @@ class YoloModel:
     def _bad_outputs(self, shapes: Sequence[Sequence[object]], why: str) -> ModelError:
         got = ", ".join(f"{name}{list(s)}" for name, s in zip(self._output_names(len(shapes)), shapes, strict=True))
         return ModelError(
-            f"cannot decode model {self.engine.info.path}: {why} (task {self.task!r}, outputs {got}); "
+            f"cannot decode model {self.info.path}: {why} (task {self.task!r}, outputs {got}); "
             "streamseg decodes Ultralytics YOLO detect/segment exports without NMS (end2end/nms=False)"
         )
 
     def _output_names(self, n: int) -> list[str]:
-        names = list(self.engine.info.output_names)
+        names = list(self.info.output_names)
         return names[:n] + [f"output{i}" for i in range(len(names), n)]
 
     def _check_static_shapes(self) -> None:
         """Reject what cannot be decoded when the model is opened, not on the first frame."""
-        info = self.engine.info
+        info = self.info
         if self.task not in TASKS:
             raise self._bad_outputs(info.output_shapes, f"task {self.task!r} is not supported")
         if info.output_shapes:
@@ -163,6 +177,20 @@ class YoloModel:
             mask=mask,
             data={"class_name": labels},
         )
+
+
+def class_ids(classes: list[str | int] | None, info: ModelInfo) -> list[int] | None:
+    """Map the config's labels or ids to class ids, refusing ones the model does not have."""
+    if classes is None:
+        return None
+    by_label = {label: cid for cid, label in info.names.items()}
+    ids = []
+    for c in classes:
+        cid = by_label.get(c) if isinstance(c, str) else c
+        if cid is None or cid not in info.names:
+            raise ModelError(f"model.classes: {c!r} is not a class of {info.path.name}")
+        ids.append(cid)
+    return ids
 
 
 def _xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
@@ -242,7 +270,7 @@ def _masks_from_protos(
         crop = crop_logits > 0  # sigmoid(logit) > 0.5
         if not crop.any():
             continue
-        rles.append(_mask_to_rle_counts(crop))
+        rles.append(np.asarray(sv.mask_to_rle(crop), dtype=np.int32))
         shapes.append((r1 - r0, c1 - c0))
         offsets.append((c0, r0))
         keep.append(i)

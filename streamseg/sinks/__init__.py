@@ -1,0 +1,30 @@
+"""Where results go: JSON lines, annotated video, MQTT. Each sink runs on its own thread behind a bounded queue."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from streamseg.config.camera import CameraConfig
+    from streamseg.sinks.base import Sink
+    from streamseg.sinks.mqtt import MqttPublisher
+
+
+def build_sinks(
+    camera: str, cfg: CameraConfig, publisher: MqttPublisher | None = None, *, mqtt_detections: bool = True
+) -> list[Sink]:
+    """The camera's sinks, from its `outputs:` (and MQTT when there is a publisher), in a fixed order."""
+    sinks: list[Sink] = []
+    if cfg.outputs.jsonl is not None:
+        from streamseg.sinks.jsonl import JsonlSink
+
+        sinks.append(JsonlSink.from_config(camera, cfg))
+    if cfg.outputs.video is not None:
+        from streamseg.sinks.video import VideoSink  # PyAV's encoder: only when a camera writes video
+
+        sinks.append(VideoSink.from_config(camera, cfg))
+    if publisher is not None:
+        from streamseg.sinks.mqtt import MqttSink
+
+        sinks.append(MqttSink.from_config(camera, cfg, publisher, detections=mqtt_detections))
+    return sinks

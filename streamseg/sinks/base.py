@@ -11,10 +11,15 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import supervision as sv
+
+from streamseg.vocab import RingPolicy
+
+if TYPE_CHECKING:
+    from streamseg.config.camera import CameraConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +36,23 @@ class FrameResult:
     height: int
     detections: sv.Detections  # tracker_id set (-1 = not yet confirmed) when tracking is on
     events: list = field(default_factory=list)  # list[streamseg.tracking.events.TrackEvent]
+    zones: list[list[str]] = field(default_factory=list)  # per detection: the zones it is in (after inertia)
+    crossings: list[list[tuple[str, str]]] = field(default_factory=list)  # per detection: (line, in|out) now
     image: np.ndarray | None = None  # BGR copy of the frame, only when a sink needs_image
-    final: bool = False  # no frame: only the `end` events that close the stream (detections empty)
     fps: float = 0.0  # the camera's processing rate: the source's frame rate, capped by the config's `fps`
     encoded: dict = field(default_factory=dict)  # wire encodings of `detections`, shared by the sinks
 
 
 SINK_STATES = ("ok", "failing")  # a sink's state in `{prefix}/stats` and the metrics
+
+
+def waits_for_sinks(cfg: CameraConfig) -> bool:
+    """Whether the camera's sinks make it wait rather than drop (block_when_full): files are batch jobs whose
+    outputs should hold every frame; live cameras never wait (a failing sink is never waited for: see Sink)."""
+    return cfg.source.policy == RingPolicy.BLOCK
+
+
+# a sink's state in `{prefix}/stats` and the metrics
 
 
 def describe_error(exc: BaseException, target: str = "") -> str:
@@ -64,8 +79,9 @@ class Sink(ABC):
     back) loses nothing. Meanwhile `error` names the output and the reason (`jsonl output /data/x.jsonl:
     [Errno 28] No space left on device`), `on_change` is called, new results queue up to the bound and the
     rest are dropped and counted, even with `block_when_full`: a camera never waits on a failing sink.
-    `stop` drains what is queued; a sink still failing then gives up after `timeout` seconds (counting what
-    it could not write as dropped), so the end of a stream never hangs on a dead output.
+    `stop` drains what is queued, hands the camera's closing `end` events to `finish` (the end-of-stream
+    hook), then closes; a sink still failing gives up after `timeout` seconds (counting what it could not
+    write as dropped), so the end of a stream never hangs on a dead output.
     """
 
     needs_image: bool = False  # a class or instance attribute: the pipeline copies frames when any sink says so
@@ -87,6 +103,7 @@ class Sink(ABC):
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._end_events: list = []  # the camera's closing `end` events, for finish()
         self._deadline = math.inf  # monotonic time after which a failing sink gives up (set by request_stop)
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -114,8 +131,10 @@ class Sink(ABC):
             self.dropped += 1
             return False
 
-    def request_stop(self, timeout: float | None = None) -> None:
-        """Write what is queued, then close; a failing sink gives up after `timeout` (drain_timeout) seconds."""
+    def request_stop(self, end_events: list | None = None, timeout: float | None = None) -> None:
+        """Write what is queued, `finish(end_events)`, then close; a failing sink gives up after `timeout`
+        (drain_timeout) seconds."""
+        self._end_events = list(end_events or [])
         self._deadline = time.monotonic() + (self.drain_timeout if timeout is None else timeout)
         self._stopping.set()
 
@@ -130,9 +149,9 @@ class Sink(ABC):
         self._thread = None
         return True
 
-    def stop(self, timeout: float | None = None) -> None:
-        """Drain what is queued, then close (bounded: see request_stop)."""
-        self.request_stop(timeout)
+    def stop(self, end_events: list | None = None, timeout: float | None = None) -> None:
+        """Drain what is queued, finish, then close (bounded: see request_stop)."""
+        self.request_stop(end_events, timeout)
         self.join((self.drain_timeout if timeout is None else timeout) + 30.0)
 
     @property
@@ -169,6 +188,10 @@ class Sink(ABC):
     def write(self, result: FrameResult) -> None:
         """Handle one result (on the sink's thread). Raising means "not written": the same result comes again."""
 
+    def finish(self, end_events: list) -> None:  # noqa: B027 - optional hook
+        """End of stream (on the sink's thread, after the last result): the `end` events of the tracks still
+        open when the camera stopped. Raising means "not written", as for write()."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release (on the sink's thread, after the queue is drained)."""
 
@@ -178,10 +201,14 @@ class Sink(ABC):
             try:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:
-                if self._stopping.is_set():
-                    break
-                continue
-            if not self._deliver(item):  # failing and past the end-of-stream deadline
+                if not self._stopping.is_set():
+                    continue
+                if self._end_events and not self._deliver(self.finish, self._end_events):
+                    log.error("camera %r: %s: gave up, the closing end events not written", self.camera, self.error)
+                break
+            if self._deliver(self.write, item):
+                self.written += 1
+            else:  # failing and past the end-of-stream deadline
                 lost = 1 + self._discard()
                 self.dropped += lost
                 log.error("camera %r: %s: gave up, %d result(s) not written", self.camera, self.error, lost)
@@ -191,13 +218,13 @@ class Sink(ABC):
         except Exception as exc:
             self._failed(exc)
 
-    def _deliver(self, item: FrameResult) -> bool:
-        """Write `item`, retrying with backoff; False when giving up (stopping, past the deadline)."""
+    def _deliver(self, handle: Callable[[Any], None], item: Any) -> bool:
+        """`handle(item)` (write or finish), retrying with backoff; False when giving up (past the deadline)."""
         delay = self.retry_initial
         while True:
             t0 = time.perf_counter()
             try:
-                self.write(item)
+                handle(item)
             except Exception as exc:  # one broken sink must not take the camera down
                 self.busy_s += time.perf_counter() - t0
                 self.failures += 1
@@ -212,7 +239,6 @@ class Sink(ABC):
                 delay = min(2 * delay, self.retry_max)
                 continue
             self.busy_s += time.perf_counter() - t0
-            self.written += 1
             if self.error is not None:
                 log.warning(
                     "camera %r: %s: writing again (%d failed attempt(s), %d result(s) dropped so far)",

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 from typing import IO
 
-from streamseg.sinks.base import FrameResult, Sink
+from streamseg.config.camera import CameraConfig
+from streamseg.sinks.base import FrameResult, Sink, waits_for_sinks
 from streamseg.sinks.serialize import dumps, frame_payload
 
 
@@ -43,6 +44,17 @@ class JsonlSink(Sink):
         self.lines = 0  # lines this run wrote
         self._file: IO[bytes] | None = None
 
+    @classmethod
+    def from_config(cls, camera: str, cfg: CameraConfig) -> JsonlSink:
+        assert cfg.outputs.jsonl is not None
+        return cls(
+            camera,
+            cfg.outputs.jsonl.path,
+            mask_format=cfg.mask_format,
+            polygon_tolerance=cfg.polygon_tolerance,
+            block_when_full=waits_for_sinks(cfg),
+        )
+
     @property
     def target(self) -> str:
         return f"jsonl output {self.path}"
@@ -63,13 +75,18 @@ class JsonlSink(Sink):
         self._file = file
 
     def write(self, result: FrameResult) -> None:
-        lines = []
-        if not result.final:
-            payload = frame_payload(
-                result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
-            )
-            lines.append(dumps({"topic": "detections", **payload}))
+        payload = frame_payload(
+            result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
+        )
+        lines = [dumps({"topic": "detections", **payload})]
         lines.extend(dumps({"topic": "events", **event.to_dict()}) for event in result.events)
+        self._append(lines)
+
+    def finish(self, end_events: list) -> None:
+        self._append([dumps({"topic": "events", **event.to_dict()}) for event in end_events])
+
+    def _append(self, lines: list[str]) -> None:
+        """Write whole lines in one write (a failed write leaves no part-line behind: see below)."""
         if not lines:
             return
         if self._file is not None and self._replaced():

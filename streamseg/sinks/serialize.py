@@ -22,9 +22,10 @@ import supervision as sv
 
 from streamseg.detections import labels_of
 from streamseg.sinks.base import FrameResult
+from streamseg.vocab import MaskFormat
 
 SCHEMA_VERSION = 1
-MASK_FORMATS = ("polygon", "rle", "none")
+MASK_FORMATS = tuple(MaskFormat)
 
 
 def dumps(payload: Any) -> str:

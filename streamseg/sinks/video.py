@@ -14,9 +14,10 @@ import av
 import cv2
 import numpy as np
 
+from streamseg.config.camera import CameraConfig
 from streamseg.config.zones import LineConfig, ZoneConfig
 from streamseg.sinks.annotate import annotate, draw_overlays
-from streamseg.sinks.base import FrameResult, Sink
+from streamseg.sinks.base import FrameResult, Sink, waits_for_sinks
 
 log = logging.getLogger(__name__)
 
@@ -105,13 +106,25 @@ class VideoSink(Sink):
     def outputs(self) -> list[Path]:
         return list(self.files)
 
+    @classmethod
+    def from_config(cls, camera: str, cfg: CameraConfig) -> VideoSink:
+        video = cfg.outputs.video
+        assert video is not None
+        return cls(
+            camera,
+            video.path,
+            crf=video.crf,
+            preset=video.preset,
+            zones=cfg.zones,
+            lines=cfg.lines,
+            block_when_full=waits_for_sinks(cfg),
+        )
+
     def open(self) -> None:
         # On the caller's thread, so a folder that cannot be created shows at start-up.
         self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, result: FrameResult) -> None:
-        if result.final:
-            return  # end-of-stream events only: no frame to draw
         if result.image is None:
             raise ValueError("result has no image (the pipeline must copy frames for a video sink)")
         image = annotate(result.image, result.detections)

@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-from streamseg.config.source import is_stream_url
+from streamseg.vocab import SourceKind
 
-Kind = Literal["file", "rtsp", "v4l2", "http", "stream"]
+STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 
 
-def source_kind(url: str) -> Kind:
+def is_stream_url(url: str) -> bool:
+    return url.lower().startswith(STREAM_SCHEMES)
+
+
+def source_kind(url: str) -> SourceKind:
     lower = url.lower()
     if lower.startswith(("rtsp://", "rtsps://")):
-        return "rtsp"
+        return SourceKind.RTSP
     if lower.startswith(("http://", "https://")):
-        return "http"  # progressive streams (MJPEG, MPEG-TS) and HLS playlists alike
-    if url.startswith("/dev/video"):
-        return "v4l2"
+        return SourceKind.HTTP  # progressive streams (MJPEG, MPEG-TS) and HLS playlists alike
+    if url.startswith("/dev/"):
+        return SourceKind.V4L2  # a capture device
     if is_stream_url(url):
-        return "stream"  # rtmp, udp, tcp, srt
-    return "file"
+        return SourceKind.STREAM  # rtmp, udp, tcp, srt
+    return SourceKind.FILE
+
+
+def is_live(url: str, live: bool | None = None) -> bool:
+    """The one place that decides whether a source is live (reconnects, never waits for inference, drops the
+    oldest frame when behind) or a recording (ends at its end, loses nothing). `live`: the config's setting;
+    None guesses from the URL: files are recordings, streams and devices are live."""
+    return source_kind(url) != SourceKind.FILE if live is None else live
 
 
 @dataclass(frozen=True)
@@ -54,12 +64,12 @@ def open_args(
     """
     kind = source_kind(url)
     options: dict[str, str] = {}
-    if kind == "rtsp":
+    if kind == SourceKind.RTSP:
         options["rtsp_transport"] = transport
         options["timeout"] = _usec(timeout)  # FFmpeg >= 5: socket I/O timeout in microseconds
-    elif kind == "http":
+    elif kind == SourceKind.HTTP:
         options["rw_timeout"] = _usec(timeout)  # microseconds; protocol-level read/write timeout
-    elif kind == "v4l2":
+    elif kind == SourceKind.V4L2:
         format = format or "v4l2"
         if video_size:
             options["video_size"] = video_size
@@ -67,9 +77,7 @@ def open_args(
             options["framerate"] = f"{framerate:g}"
         if input_format:
             options["input_format"] = input_format
-    if live is None:
-        live = kind != "file"
-    if live:
+    if is_live(url, live):
         # Hand frames on as they arrive: latency over completeness (it loses the tail of a recording, e.g. HLS).
         options["fflags"] = "nobuffer"
     options.update(extra or {})

@@ -25,7 +25,7 @@ import numpy as np
 
 from streamseg.sources.backoff import Backoff
 from streamseg.sources.hwdecode import open_decoder
-from streamseg.sources.kinds import open_args, source_kind
+from streamseg.sources.kinds import is_live, open_args
 from streamseg.sources.ring import RingBuffer
 from streamseg.sources.url import redact_text, redact_url
 
@@ -171,7 +171,7 @@ class VideoSource:
         self.ring = ring
         self.fps = fps
         self.timeout = timeout
-        self.live = source_kind(url) != "file" if live is None else live
+        self.live = is_live(url, live)
         self.stall_timeout = stall_timeout
         self.backoff = backoff or Backoff()
         self.max_retries = max_retries

@@ -12,13 +12,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 
 from streamseg.sources.frame import Frame
+from streamseg.vocab import RingPolicy
 
-Policy = Literal["block", "drop_oldest"]
 Allocator = Callable[[tuple[int, ...], type], np.ndarray]
 
 
@@ -35,13 +34,15 @@ class RingBuffer:
     pinned memory so host-to-device copies can be asynchronous.
     """
 
-    def __init__(self, slots: int = 4, policy: Policy = "block", allocator: Allocator = np.empty) -> None:
+    def __init__(
+        self, slots: int = 4, policy: RingPolicy | str = RingPolicy.BLOCK, allocator: Allocator = np.empty
+    ) -> None:
         if slots < 2:
             raise ValueError("a ring buffer needs at least 2 slots (one being written, one being read)")
-        if policy not in ("block", "drop_oldest"):
+        if policy not in tuple(RingPolicy):
             raise ValueError(f"unknown ring policy {policy!r}: expected 'block' or 'drop_oldest'")
         self.slots = slots
-        self.policy: Policy = policy
+        self.policy = RingPolicy(policy)
         self.dropped = 0  # frames overwritten before the consumer saw them (drop_oldest only)
         self._allocator = allocator
         self._arrays: list[np.ndarray | None] = [None] * slots
@@ -142,7 +143,7 @@ class RingBuffer:
     def _can_acquire(self) -> bool:
         if self._closed or self._free:
             return True
-        return self.policy == "drop_oldest" and bool(self._ready)
+        return self.policy == RingPolicy.DROP_OLDEST and bool(self._ready)
 
     def _release(self, slot: int) -> None:
         with self._cond:

@@ -1,6 +1,6 @@
 """Track IDs (from the `trackers` package) and the track events derived from them."""
 
 from streamseg.tracking.events import EventTracker, TrackEvent
-from streamseg.tracking.tracker import make_tracker
+from streamseg.tracking.tracker import Tracked, Tracker
 
-__all__ = ["EventTracker", "TrackEvent", "make_tracker"]
+__all__ = ["EventTracker", "TrackEvent", "Tracked", "Tracker"]

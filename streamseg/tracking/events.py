@@ -4,8 +4,8 @@ A track becomes `new` the first frame it has a confirmed ID (tracker_id >= 0), g
 stationary state or zones change, when it crosses a line, or else at most every `update_interval` seconds, and
 `end`s when the tracker drops it.
 
-With zones or lines configured, each frame's detections also get `data["zones"]` (the zones each detection is
-in) and `data["crossings"]` (the (line, direction) pairs it crossed on this frame), for the sinks' counts.
+Each frame's step also returns, per detection, the zones it is in (after inertia, the membership events
+report) and the (line, direction) pairs it crossed on this frame: the sinks count from those.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import supervision as sv
@@ -24,6 +24,17 @@ from streamseg.detections import labels_of
 from streamseg.tracking.zones import CameraZones, FrameShape
 
 SCHEMA_VERSION = 1
+
+Crossing = tuple[str, str]  # (line, "in" | "out")
+
+
+class TrackStep(NamedTuple):
+    """What one frame gave: its events and, per detection (in the detections' order), the zones it is in and the
+    lines it crossed on this frame (empty lists without zones or lines)."""
+
+    events: list[TrackEvent]
+    zones: list[list[str]]
+    crossings: list[list[Crossing]]
 
 
 @dataclass(slots=True)
@@ -113,11 +124,11 @@ class EventTracker:
 
     def update(
         self, detections: sv.Detections, alive_ids: set[int] | None, ts: float, frame: FrameShape | None = None
-    ) -> list[TrackEvent]:
+    ) -> TrackStep:
         """detections: the tracker's output. alive_ids: IDs the tracker still holds (None: those seen).
         frame: (height, width) of the image, which zones are clipped to (else the masks' image shape)."""
         events: list[TrackEvent] = []
-        seen = self._observe(detections, ts, frame)
+        seen, zones, crossings = self._observe(detections, ts, frame)
         for track_id in seen:
             track = self.active[track_id]
             if track.published is None:
@@ -127,7 +138,7 @@ class EventTracker:
         gone = [tid for tid in self.active if tid not in seen and (alive_ids is None or tid not in alive_ids)]
         for track_id in gone:
             events.append(self._emit("end", self.active.pop(track_id), ts, end_time=ts))
-        return events
+        return TrackStep(events, zones, crossings)
 
     def finish(self, ts: float) -> list[TrackEvent]:
         """End every active track (camera stopping): nothing is left open."""
@@ -136,10 +147,17 @@ class EventTracker:
         return events
 
     # -- internals ---------------------------------------------------------------------------------
-    def _observe(self, detections: sv.Detections, ts: float, frame: FrameShape | None) -> list[int]:
-        in_zones, crossed = self._geometry(detections, frame)  # every frame: line state follows absences too
-        if detections.tracker_id is None or len(detections) == 0:
-            return []
+    def _observe(
+        self, detections: sv.Detections, ts: float, frame: FrameShape | None
+    ) -> tuple[list[int], list[list[str]], list[list[Crossing]]]:
+        """Update the tracks seen on this frame: (their IDs, zones per detection, crossings per detection)."""
+        n = len(detections)
+        if self.geometry is not None:  # every frame: line state follows absences too
+            in_zones, crossed = self.geometry.update(detections, frame)
+        else:
+            in_zones, crossed = [[] for _ in range(n)], [[] for _ in range(n)]
+        if detections.tracker_id is None or n == 0:
+            return [], in_zones, crossed
         labels = labels_of(detections)
         areas = _mask_areas(detections)
         seen = []
@@ -161,13 +179,13 @@ class EventTracker:
             track.last_seen = ts
             track.frames += 1
             track.stationary = self._stationary(track, ts)
-            if in_zones is not None:
+            if self.geometry is not None:
                 track.zones = self._debounce(track, in_zones[i])
-                in_zones[i][:] = track.zones  # the sinks' zone counts follow the same, steadier membership
+                in_zones[i] = list(track.zones)  # the sinks' zone counts follow the same, steadier membership
                 track.entered_zones += [z for z in track.zones if z not in track.entered_zones]
                 track.crossings += [{"line": ln, "direction": d, "time": round(ts, 3)} for ln, d in crossed[i]]
             seen.append(track_id)
-        return seen
+        return seen, in_zones, crossed
 
     def _debounce(self, track: _Track, seen_in: list[str]) -> list[str]:
         """Zone membership with inertia: a change counts once seen `inertia` frames in a row.
@@ -186,15 +204,6 @@ class EventTracker:
             if inside_before:
                 zones.append(zone)
         return zones
-
-    def _geometry(self, detections: sv.Detections, frame: FrameShape | None) -> tuple[list[list[str]] | None, list]:
-        """Zones and line crossings per detection, also left in `detections.data` for the sinks."""
-        if self.geometry is None:
-            return None, []
-        in_zones, crossed = self.geometry.update(detections, frame)
-        detections.data["zones"] = _object_array(in_zones)
-        detections.data["crossings"] = _object_array(crossed)
-        return in_zones, crossed
 
     def _stationary(self, track: _Track, ts: float) -> bool:
         track.history.append((ts, *track.centroid))
@@ -236,11 +245,3 @@ def _mask_areas(detections: sv.Detections) -> np.ndarray | None:
         return None
     area = getattr(mask, "area", None)  # CompactMask: computed from the RLE, no dense masks
     return np.asarray(area) if area is not None else mask.reshape(len(mask), -1).sum(axis=1)
-
-
-def _object_array(items: list) -> np.ndarray:
-    """One Python object per detection (np.array would turn equal-length lists into a 2-D array)."""
-    out = np.empty(len(items), dtype=object)
-    for i, item in enumerate(items):
-        out[i] = item
-    return out

@@ -230,7 +230,9 @@ import resource, sys
 resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30))
 from streamseg.cli import main
 code = main(["validate", sys.argv[1]])
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's over fork + exec, e.g. pytest's)
+peak_kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(peak_kb // 1024)
 sys.exit(code)
 """
 

@@ -83,7 +83,15 @@ def make_pycuda() -> tuple[types.ModuleType, types.ModuleType]:
     driver.init = lambda: None
     driver.Device = lambda index: types.SimpleNamespace(retain_primary_context=lambda: driver.ctx)
     driver.Stream = lambda: types.SimpleNamespace(handle=0xBEEF, synchronize=lambda: None)
-    driver.pagelocked_empty = lambda size, dtype: np.empty(size, dtype)
+    driver.pinned = []  # (shape, flags) of every page-locked allocation
+
+    def pagelocked_empty(shape: object, dtype: object, mem_flags: int = 0) -> np.ndarray:
+        assert driver.ctx.depth > 0, "CUDA call outside the context"
+        driver.pinned.append((shape, mem_flags))
+        return np.empty(shape, dtype)
+
+    driver.pagelocked_empty = pagelocked_empty
+    driver.host_alloc_flags = types.SimpleNamespace(PORTABLE=1, DEVICEMAP=2, WRITECOMBINED=4)
     driver.mem_alloc = FakeAllocation
 
     def htod(dev: FakeAllocation, host: np.ndarray, stream: object) -> None:
@@ -350,3 +358,13 @@ def test_cameras_sharing_an_engine_take_turns(tmp_path: Path, fake_backend, monk
     assert max(overlaps) == 1
     assert results[0] == [3 * 64 * 64] * 10 and results[1] == [2 * 3 * 64 * 64] * 10  # each got its own answer
     engine.close()
+
+
+def test_host_buffers_are_page_locked_and_portable(tmp_path: Path, fake_backend) -> None:
+    _, driver = fake_backend()
+    engine = create_engine(ultralytics_engine_file(tmp_path / "m.engine"))
+    driver.pinned.clear()
+    slot = engine.allocate((272, 640, 3), np.uint8)
+    assert slot.shape == (272, 640, 3) and slot.dtype == np.uint8
+    assert driver.pinned == [((272, 640, 3), driver.host_alloc_flags.PORTABLE)]
+    assert driver.ctx.depth == 0, "the context is popped again"

@@ -35,8 +35,8 @@ def _box_iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_matches_ultralytics(case: dict, seg_model: Path, bus_jpg: Path) -> None:
     shared = seg_model.parent.parent
     image = cv2.imread(str(shared / "media" / case["image"]))
-    model = YoloModel(create_engine(shared / "models" / case["model"], providers=["cpu"], threads=2))
-    det = model.predict(image)
+    engine = create_engine(shared / "models" / case["model"], providers=["cpu"], threads=2)
+    det = YoloModel(engine.info).predict(engine, image)
 
     assert det.class_id.tolist() == case["class_ids"]  # same objects, same order (by score)
     np.testing.assert_allclose(det.confidence, case["scores"], atol=1e-3)

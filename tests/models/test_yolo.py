@@ -16,12 +16,23 @@ from streamseg.models import YoloModel
 from streamseg.models.yolo import nms
 
 
-def _model(path: Path, **kwargs) -> YoloModel:
-    return YoloModel(create_engine(path, providers=["cpu"], threads=2), **kwargs)
+class Predictor:
+    """The decoder and an engine to run it with."""
+
+    def __init__(self, path: Path, **kwargs) -> None:
+        self.engine = create_engine(path, providers=["cpu"], threads=2)
+        self.model = YoloModel(self.engine.info, **kwargs)
+
+    def __call__(self, image: np.ndarray) -> sv.Detections:
+        return self.model.predict(self.engine, image)
+
+
+def _model(path: Path, **kwargs) -> Predictor:
+    return Predictor(path, **kwargs)
 
 
 @pytest.fixture(scope="module")
-def seg(seg_model: Path) -> YoloModel:
+def seg(seg_model: Path) -> Predictor:
     return _model(seg_model)
 
 
@@ -42,9 +53,9 @@ def _check_valid(det: sv.Detections, image: np.ndarray) -> None:
         assert inside / area > 0.95
 
 
-def test_bus_has_one_bus_and_people(seg: YoloModel, bus_jpg: Path) -> None:
+def test_bus_has_one_bus_and_people(seg: Predictor, bus_jpg: Path) -> None:
     image = cv2.imread(str(bus_jpg))
-    det = seg.predict(image)
+    det = seg(image)
     labels = list(det.data["class_name"])
     assert labels.count("bus") == 1
     assert labels.count("person") in (3, 4)
@@ -52,30 +63,30 @@ def test_bus_has_one_bus_and_people(seg: YoloModel, bus_jpg: Path) -> None:
     _check_valid(det, image)
 
 
-def test_zidane_has_two_people(seg: YoloModel, zidane_jpg: Path) -> None:
+def test_zidane_has_two_people(seg: Predictor, zidane_jpg: Path) -> None:
     image = cv2.imread(str(zidane_jpg))
-    det = seg.predict(image)
+    det = seg(image)
     assert list(det.data["class_name"]) == ["person", "person"]
     _check_valid(det, image)
 
 
-def test_steps_equal_predict(seg: YoloModel, bus_jpg: Path) -> None:
+def test_steps_equal_predict(seg: Predictor, bus_jpg: Path) -> None:
     image = cv2.imread(str(bus_jpg))
-    tensor, params = seg.preprocess(image)
-    det = seg.postprocess(seg.engine.infer(tensor), params, image.shape[:2])
-    again = seg.predict(image)
+    tensor, params = seg.model.preprocess(image)
+    det = seg.model.postprocess(seg.engine.infer(tensor), params, image.shape[:2])
+    again = seg(image)
     np.testing.assert_array_equal(det.xyxy, again.xyxy)
-    assert seg.task == "segment" and seg.names[5] == "bus"
+    assert seg.model.task == "segment" and seg.model.names[5] == "bus"
 
 
 def test_classes_filter_and_max_det(seg_model: Path, bus_jpg: Path) -> None:
     image = cv2.imread(str(bus_jpg))
-    assert list(_model(seg_model, classes=[5]).predict(image).data["class_name"]) == ["bus"]
-    assert len(_model(seg_model, max_det=2).predict(image)) == 2
+    assert list(_model(seg_model, classes=[5])(image).data["class_name"]) == ["bus"]
+    assert len(_model(seg_model, max_det=2)(image)) == 2
 
 
 def test_nothing_above_conf_gives_empty_detections(seg_model: Path, bus_jpg: Path) -> None:
-    det = _model(seg_model, conf=0.999).predict(cv2.imread(str(bus_jpg)))
+    det = _model(seg_model, conf=0.999)(cv2.imread(str(bus_jpg)))
     assert len(det) == 0
     assert det.data["class_name"].shape == (0,)
     assert isinstance(det.mask, CompactMask) and len(det.mask) == 0
@@ -83,8 +94,8 @@ def test_nothing_above_conf_gives_empty_detections(seg_model: Path, bus_jpg: Pat
 
 def test_detection_model_gives_boxes_without_masks(det_model: Path, bus_jpg: Path) -> None:
     model = _model(det_model)
-    det = model.predict(cv2.imread(str(bus_jpg)))
-    assert model.task == "detect"
+    det = model(cv2.imread(str(bus_jpg)))
+    assert model.model.task == "detect"
     assert det.mask is None
     assert "bus" in det.data["class_name"]
 
@@ -94,11 +105,11 @@ def test_untrained_640_graphs_decode(fixture: str, request: pytest.FixtureReques
     model = _model(request.getfixturevalue(fixture))
     assert model.engine.info.imgsz == (640, 640)
     image = cv2.imread(str(bus_jpg))
-    det = model.predict(image)
+    det = model(image)
     assert isinstance(det, sv.Detections)
     assert isinstance(det.mask, CompactMask) and len(det.mask) == len(det)
     # a low threshold forces the mask path to run on random outputs as well
-    low = _model(request.getfixturevalue(fixture), conf=0.0, max_det=20).predict(image)
+    low = _model(request.getfixturevalue(fixture), conf=0.0, max_det=20)(image)
     assert len(low) <= 20 and isinstance(low.mask, CompactMask) and len(low.mask) == len(low)
 
 

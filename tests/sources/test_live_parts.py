@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import logging
 import random
-import sys
-import types
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from streamseg.sources import memory
 from streamseg.sources.backoff import Backoff
 from streamseg.sources.hwdecode import hw_decoder_name
 from streamseg.sources.kinds import open_args, source_kind
@@ -75,68 +71,3 @@ def test_cuda_decode_falls_back_to_software_with_one_warning(bikes_mp4: Path, ca
     assert source.error is None
     warnings = [r.getMessage() for r in caplog.records if "software" in r.getMessage()]
     assert len(warnings) == 1 and "h264_cuvid" in warnings[0], warnings
-
-
-@pytest.fixture
-def fresh_allocator():
-    memory.frame_allocator.cache_clear()
-    yield memory.frame_allocator
-    memory.frame_allocator.cache_clear()
-
-
-def test_plain_memory_without_pycuda(monkeypatch: pytest.MonkeyPatch, fresh_allocator) -> None:
-    monkeypatch.setitem(sys.modules, "pycuda", None)  # import fails, as on a box without pycuda
-    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
-    assert fresh_allocator() is np.empty
-
-
-def _fake_pycuda(monkeypatch: pytest.MonkeyPatch, devices: int) -> list[str]:
-    """A stand-in for pycuda.driver (there is no GPU here); records the calls that matter."""
-    calls: list[str] = []
-
-    class Context:
-        def push(self) -> None:
-            calls.append("push")
-
-        def pop(self) -> None:
-            calls.append("pop")
-
-    class Device:
-        @staticmethod
-        def count() -> int:
-            return devices
-
-        def __init__(self, index: int) -> None:
-            pass
-
-        def retain_primary_context(self) -> Context:
-            return Context()
-
-    def pagelocked_empty(shape, dtype, mem_flags=0):
-        calls.append(f"pagelocked {shape} flags={mem_flags}")
-        return np.empty(shape, dtype)
-
-    driver = types.SimpleNamespace(
-        init=lambda: None,
-        Device=Device,
-        pagelocked_empty=pagelocked_empty,
-        host_alloc_flags=types.SimpleNamespace(PORTABLE=1),
-    )
-    package = types.ModuleType("pycuda")
-    package.driver = driver  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pycuda", package)
-    monkeypatch.setitem(sys.modules, "pycuda.driver", driver)
-    return calls
-
-
-def test_pinned_memory_when_a_cuda_device_exists(monkeypatch: pytest.MonkeyPatch, fresh_allocator) -> None:
-    calls = _fake_pycuda(monkeypatch, devices=1)
-    allocate = fresh_allocator()
-    ring = RingBuffer(2, "drop_oldest", allocator=allocate)
-    assert ring.put(np.ones((4, 6, 3), np.uint8), camera="c", index=0, pts=0.0, capture_ts=0.0)
-    assert calls == ["push", "pagelocked (4, 6, 3) flags=1", "pop"]  # the context is current around the call
-
-
-def test_plain_memory_when_no_cuda_device(monkeypatch: pytest.MonkeyPatch, fresh_allocator) -> None:
-    _fake_pycuda(monkeypatch, devices=0)
-    assert fresh_allocator() is np.empty

@@ -1,33 +1,28 @@
-"""MQTT output: one shared broker connection per process, one ordered sink per camera.
-
-Topics and payloads are the public contract in docs/mqtt.md (schemas in streamseg/sinks/schemas/).
-"""
+"""The MQTT transport: the paho client factory (shared with `streamseg tail`), and the process's one publisher
+with its disk outbox sender, size limits and poison-message protection."""
 
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
-import re
 import socket
 import threading
 import time
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
 import paho.mqtt.client as mqtt
-import supervision as sv
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from streamseg.config.mqtt import topic_problem
-from streamseg.config.snapshots import SnapshotsConfig
-from streamseg.detections import labels_of
-from streamseg.sinks.base import FrameResult, Sink
+from streamseg.sinks.mqtt.topics import shrink
 from streamseg.sinks.outbox import Outbox, Throttle, kinds_text
-from streamseg.sinks.serialize import dumps, frame_payload
+from streamseg.sinks.serialize import dumps
+from streamseg.vocab import CameraState
+
+if TYPE_CHECKING:
+    from streamseg.config.mqtt import MqttConfig
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +35,55 @@ def _not_a_real_error(record: logging.LogRecord) -> bool:
 _paho_log = logging.getLogger(f"{__name__}.paho")
 _paho_log.addFilter(_not_a_real_error)
 
-STATES = ("starting", "streaming", "degraded", "reconnecting", "failed", "stopped")
 PROTOCOLS = {"3.1.1": mqtt.MQTTv311, "5": mqtt.MQTTv5}
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576  # EMQX's default limit; mosquitto has none
 STRIKES = 3  # connections lost in a row with the same message first in line, unacknowledged: it is set aside
 # Messages not delivered as published, by why; counted in metrics() (and {prefix}/stats), logged once per burst.
 LOSSES = ("degraded", "too_large", "rejected", "set_aside")
 _TAKEN_BACK = object()  # in `_early`: a message taken back from paho before _send() recorded its mid
+
+
+def make_client(
+    *,
+    protocol: str = "3.1.1",
+    client_id: str = "",
+    username: str | None = None,
+    password: str | None = None,
+    tls: bool = False,
+    ca: str | os.PathLike | None = None,
+    cert: str | os.PathLike | None = None,
+    key: str | os.PathLike | None = None,
+    insecure: bool = False,
+) -> mqtt.Client:
+    """A paho client set up from streamseg's MQTT settings: protocol, credentials, TLS (tls=True alone: the
+    system CAs). Its log goes to streamseg's logger; credentials are never logged."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id, protocol=PROTOCOLS[protocol]
+    )
+    client.enable_logger(_paho_log)
+    if username is not None:
+        client.username_pw_set(username, password)
+    if tls or ca or cert or key:
+        client.tls_set(ca_certs=_path(ca), certfile=_path(cert), keyfile=_path(key))
+        client.tls_insecure_set(insecure)
+    return client
+
+
+def client_settings(cfg: MqttConfig) -> dict[str, Any]:
+    """make_client's keyword arguments from the config's `mqtt:` section (reads password_file)."""
+    tls = cfg.tls
+    return {
+        "protocol": cfg.protocol,
+        "username": cfg.username,
+        "password": cfg.read_password(),
+        "tls": tls is not None,
+        "ca": tls.ca if tls else None,
+        "cert": tls.cert if tls else None,
+        "key": tls.key if tls else None,
+        "insecure": tls.insecure if tls else False,
+    }
 
 
 class MqttPublisher:
@@ -92,8 +129,6 @@ class MqttPublisher:
         outbox_window: int = 100,
         autostart: bool = True,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"MQTT protocol must be one of {', '.join(PROTOCOLS)}, not {protocol!r}")
         self.host, self.port = host, port
         self.prefix = topic_prefix.rstrip("/")
         self.qos = qos
@@ -126,17 +161,17 @@ class MqttPublisher:
         self._status: dict[str, dict[str, Any]] = {}  # camera -> last status payload
         self._started = self._closed = False
 
-        self._client = mqtt.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
+        self._client = make_client(
+            protocol=protocol,
             client_id=self.client_id,
-            protocol=PROTOCOLS[protocol],
+            username=username,
+            password=password,
+            tls=tls,
+            ca=tls_ca,
+            cert=tls_cert,
+            key=tls_key,
+            insecure=tls_insecure,
         )
-        self._client.enable_logger(_paho_log)
-        if username is not None:
-            self._client.username_pw_set(username, password)
-        if tls or tls_ca or tls_cert or tls_key:  # tls=True alone: the system CAs
-            self._client.tls_set(ca_certs=_path(tls_ca), certfile=_path(tls_cert), keyfile=_path(tls_key))
-            self._client.tls_insecure_set(tls_insecure)
         self._client.will_set(self.topic("available"), "offline", qos=1, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         # paho sends QoS 1 messages in publish order and re-sends unacknowledged ones in that same order
@@ -149,6 +184,49 @@ class MqttPublisher:
         self._client.on_publish = self._on_publish
         if autostart:
             self.start()
+
+    @classmethod
+    def from_config(cls, cfg: MqttConfig) -> MqttPublisher:
+        """The publisher for the config's `mqtt:` section, with its disk outbox, connecting in the background.
+
+        Raises StreamsegError (one line, naming the file) when the outbox or the password file cannot be read.
+        """
+        from streamseg.errors import StreamsegError
+        from streamseg.sinks.outbox import default_path
+
+        outbox = None
+        if cfg.outbox.enabled:
+            ob = cfg.outbox
+            outbox = Outbox(
+                ob.path or default_path(cfg.topic_prefix),
+                max_messages=ob.max_messages,
+                max_bytes=int(ob.max_mb * 2**20),
+                policy=ob.policy,
+            )
+        try:
+            settings = client_settings(cfg)
+        except OSError as exc:
+            if outbox is not None:
+                outbox.close()
+            raise StreamsegError(f"mqtt.password_file: cannot read {cfg.password_file}: {exc.strerror}") from None
+        return cls(
+            cfg.host,
+            cfg.port,
+            topic_prefix=cfg.topic_prefix,
+            qos=cfg.qos,
+            username=settings["username"],
+            password=settings["password"],
+            client_id=cfg.client_id,
+            keepalive=cfg.keepalive,
+            protocol=cfg.protocol,
+            tls=settings["tls"],
+            tls_ca=settings["ca"],
+            tls_cert=settings["cert"],
+            tls_key=settings["key"],
+            tls_insecure=settings["insecure"],
+            max_message_bytes=cfg.max_message_bytes,
+            outbox=outbox,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> MqttPublisher:
@@ -186,7 +264,7 @@ class MqttPublisher:
         if self._started and self.outbox is not None:
             self.wait_idle(timeout)  # events before `stopped` / `offline`, when the broker is there
         for camera, payload in list(self._status.items()):
-            if payload["state"] != "failed":  # `failed` says why the camera is gone: keep it retained
+            if payload["state"] != CameraState.FAILED:  # `failed` says why the camera is gone: keep it retained
                 self.status(camera, "stopped")
         self.publish("available", "offline", retain=True, qos=1)
         self._closed = True
@@ -394,8 +472,7 @@ class MqttPublisher:
 
     def status(self, camera: str, state: str, *, fps: float | None = None, error: str | None = None) -> None:
         """Retained `{prefix}/{camera}/status`; `since` moves only when the state changes."""
-        if state not in STATES:
-            raise ValueError(f"camera state must be one of {', '.join(STATES)}, not {state!r}")
+        state = CameraState(state)  # ValueError for a word that is not a state
         with self._lock:
             previous = self._status.get(camera)
             since = previous["since"] if previous and previous["state"] == state else round(time.time(), 3)
@@ -564,41 +641,6 @@ def packet_size(topic: str, payload_bytes: int, qos: int, *, v5: bool) -> int:
     return 1 + length_bytes + remaining
 
 
-def shrink(kind: str | None, payload: bytes) -> tuple[bytes, str] | None:
-    """A smaller form of a detections / events payload and what it lost, or None when nothing can go.
-
-    detections: every detection's `mask`; events: the line crossings of `before` / `after` but the latest.
-    The payload then lists what was cut in `truncated` (JSON paths), so consumers can tell (docs/mqtt.md).
-    """
-    if kind not in ("detections", "events"):
-        return None
-    try:
-        message = json.loads(payload)
-    except ValueError:
-        return None
-    if not isinstance(message, dict):
-        return None
-    cut = []
-    if kind == "detections":
-        found = [d for d in message.get("detections") or [] if isinstance(d, dict) and "mask" in d]
-        for detection in found:
-            del detection["mask"]
-        if found:
-            cut.append("detections.mask")
-        what = "masks"
-    else:
-        for key in ("before", "after"):
-            state = message.get(key)
-            if isinstance(state, dict) and isinstance(state.get("crossings"), list) and len(state["crossings"]) > 1:
-                state["crossings"] = state["crossings"][-1:]
-                cut.append(f"{key}.crossings")
-        what = "older line crossings"
-    if not cut:
-        return None
-    message["truncated"] = [*message.get("truncated", []), *cut]
-    return dumps(message).encode(), what
-
-
 @functools.lru_cache(maxsize=4096)
 def _topic_problem(topic: str) -> str | None:
     """`topic_problem` once per topic: topics repeat for every frame."""
@@ -607,135 +649,3 @@ def _topic_problem(topic: str) -> str | None:
 
 def _path(path: str | os.PathLike | None) -> str | None:
     return None if path is None else os.fspath(path)
-
-
-_NOT_IN_A_LEVEL = re.compile(r"[/+#\x00-\x1f\x7f-\x9f]")
-
-
-def label_topic(label: str) -> str:
-    """A label as one topic level: the level separator, wildcards and control characters become '_'."""
-    return _NOT_IN_A_LEVEL.sub("_", label) or "_"
-
-
-class MqttSink(Sink):
-    """Publishes one camera's detections, events, counts and snapshots, in order, on the sink's thread.
-
-    Per frame: `{prefix}/{camera}/detections` (when `detections` is on), then each track event on
-    `{prefix}/{camera}/events` (both through the publisher's disk outbox), a JPEG on
-    `{prefix}/{camera}/snapshot` per `new` event (when `snapshots` is on), then the retained counts that
-    changed: `{prefix}/{camera}/{label}` (in view), `{prefix}/{camera}/zones/{zone}/{label}` (in a zone) and
-    `{prefix}/{camera}/lines/{line}` (crossings since start). In-view and zone counts go to 0 when the last
-    one leaves, and for all when the sink closes. With tracking, only confirmed tracks (tracker_id >= 0) count.
-    """
-
-    kind = "mqtt"
-
-    def __init__(
-        self,
-        camera: str,
-        publisher: MqttPublisher,
-        *,
-        mask_format: str = "polygon",
-        detections: bool = True,
-        polygon_tolerance: float = 1.0,
-        snapshots: SnapshotsConfig | None = None,
-        queue_size: int = 64,
-        block_when_full: bool = False,
-    ) -> None:
-        super().__init__(camera, queue_size=queue_size, block_when_full=block_when_full)
-        self.publisher = publisher
-        self.mask_format = mask_format
-        self.detections = detections
-        self.polygon_tolerance = polygon_tolerance
-        self.snapshots = snapshots if snapshots is not None and snapshots.enabled else None
-        self.needs_image = self.snapshots is not None  # the pipeline copies frames only for sinks that ask
-        self._counts: dict[str, int] = {}  # topic suffix -> count last published (sink thread only)
-        self._lines: dict[str, dict[str, Counter[str]]] = {}  # line -> direction -> label -> crossings
-
-    def write(self, result: FrameResult) -> None:
-        if self.detections and not result.final:  # a final result carries only the closing `end` events
-            payload = frame_payload(
-                result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
-            )
-            self.publisher.publish(f"{self.camera}/detections", payload, kind="detections")
-        for event in result.events:
-            self.publisher.publish(f"{self.camera}/events", event.to_dict(), kind="events")
-            if self.snapshots is not None and event.type == "new" and result.image is not None:
-                jpeg = snapshot_jpeg(result.image, event.after.get("box"), self.snapshots)
-                self.publisher.publish(f"{self.camera}/snapshot", jpeg, retain=True)
-        if not result.final:
-            self._publish_counts({**label_counts(result), **zone_counts(result)})
-            self._publish_lines(result)
-
-    def close(self) -> None:
-        self._publish_counts({})  # the camera is gone: nothing of it is in view any more
-
-    def _publish_counts(self, counts: dict[str, int]) -> None:
-        """counts: topic suffix under the camera -> count now; publishes the ones that changed."""
-        for suffix in sorted(self._counts.keys() | counts.keys()):
-            count = counts.get(suffix, 0)
-            if count != self._counts.get(suffix, 0):
-                self.publisher.publish(f"{self.camera}/{suffix}", count, retain=True)
-        self._counts = {k: v for k, v in counts.items() if v}
-
-    def _publish_lines(self, result: FrameResult) -> None:
-        crossings = result.detections.data.get("crossings")
-        if crossings is None:
-            return
-        changed = set()
-        for label, crossed in zip(labels_of(result.detections), crossings, strict=True):
-            for line, direction in crossed:
-                counts = self._lines.setdefault(line, {"in": Counter(), "out": Counter()})
-                counts[direction][label] += 1
-                changed.add(line)
-        for line in sorted(changed):
-            self.publisher.publish(f"{self.camera}/lines/{line}", line_payload(self._lines[line]), retain=True)
-
-
-def line_payload(counts: dict[str, Counter[str]]) -> dict:
-    """`{"in": n, "out": n, "labels": {label: {"in": n, "out": n}}}`: crossings since the daemon started."""
-    labels = sorted(counts["in"].keys() | counts["out"].keys())
-    return {
-        "in": sum(counts["in"].values()),
-        "out": sum(counts["out"].values()),
-        "labels": {label: {"in": counts["in"][label], "out": counts["out"][label]} for label in labels},
-    }
-
-
-def zone_counts(result: FrameResult) -> dict[str, int]:
-    """`zones/{zone}/{label}` -> confirmed tracks of that label in the zone now."""
-    det = result.detections
-    zones = det.data.get("zones")
-    if zones is None or len(det) == 0:
-        return {}
-    counts: Counter[str] = Counter()
-    for label, in_zones, ok in zip(labels_of(det), zones, _confirmed(det), strict=True):
-        if ok:
-            counts.update(f"zones/{zone}/{label_topic(label)}" for zone in in_zones)
-    return dict(counts)
-
-
-def snapshot_jpeg(image: np.ndarray, box: list[float] | None, cfg: SnapshotsConfig) -> bytes:
-    """The frame as JPEG, cropped to `box` plus a margin of a quarter of its size on each side when `crop`."""
-    if cfg.crop and box:
-        h, w = image.shape[:2]
-        x1, y1, x2, y2 = box
-        mx, my = (x2 - x1) / 4, (y2 - y1) / 4
-        xa, ya = max(0, int(x1 - mx)), max(0, int(y1 - my))
-        xb, yb = min(w, int(np.ceil(x2 + mx))), min(h, int(np.ceil(y2 + my)))
-        if xb > xa and yb > ya:
-            image = image[ya:yb, xa:xb]
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, cfg.quality])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def label_counts(result: FrameResult) -> dict[str, int]:
-    """`{label}` -> number in view; with tracking, only confirmed tracks count (an unconfirmed one may be noise)."""
-    det = result.detections
-    return dict(Counter(label_topic(label) for label, ok in zip(labels_of(det), _confirmed(det), strict=True) if ok))
-
-
-def _confirmed(det: sv.Detections) -> list[bool]:
-    return [True] * len(det) if det.tracker_id is None else [int(t) >= 0 for t in det.tracker_id]

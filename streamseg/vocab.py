@@ -1,0 +1,82 @@
+"""Every state, choice and kind streamseg names, in one place (like paho-mqtt's enums.py).
+
+They are `StrEnum`s: each member equals its string value, so configs, JSON payloads and logs carry the plain
+words ("streaming", "drop_oldest") while the code compares against names it cannot misspell.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CameraState(StrEnum):
+    """`{prefix}/{camera}/status` state (docs/mqtt.md)."""
+
+    STARTING = "starting"
+    STREAMING = "streaming"
+    DEGRADED = "degraded"  # frames flow, but one of the camera's outputs is failing (see `error`)
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def final(self) -> bool:
+        return self in (CameraState.FAILED, CameraState.STOPPED)
+
+
+class RingPolicy(StrEnum):
+    """What a full ring buffer does when the decoder has a new frame."""
+
+    BLOCK = "block"  # the decoder waits: nothing lost (files)
+    DROP_OLDEST = "drop_oldest"  # the oldest waiting frame is dropped: latency stays bounded (live cameras)
+
+
+class MaskFormat(StrEnum):
+    POLYGON = "polygon"
+    RLE = "rle"
+    NONE = "none"
+
+
+class Backend(StrEnum):
+    AUTO = "auto"
+    ONNXRUNTIME = "onnxruntime"
+    TENSORRT = "tensorrt"
+
+
+class Provider(StrEnum):
+    """onnxruntime execution providers, by their short names."""
+
+    TENSORRT = "tensorrt"
+    CUDA = "cuda"
+    CPU = "cpu"
+
+
+class TrackerType(StrEnum):
+    BYTETRACK = "bytetrack"
+    BOTSORT = "botsort"
+    OCSORT = "ocsort"
+    SORT = "sort"
+    NONE = "none"
+
+
+class Task(StrEnum):
+    """What a model predicts (the Ultralytics metadata's `task`)."""
+
+    DETECT = "detect"
+    SEGMENT = "segment"
+
+
+class EventType(StrEnum):
+    NEW = "new"
+    UPDATE = "update"
+    END = "end"
+
+
+class SourceKind(StrEnum):
+    """What a source URL is; decides the FFmpeg options and whether the source is live."""
+
+    FILE = "file"
+    RTSP = "rtsp"
+    HTTP = "http"  # progressive streams (MJPEG, MPEG-TS) and HLS playlists alike
+    V4L2 = "v4l2"
+    STREAM = "stream"  # rtmp, udp, tcp, srt
