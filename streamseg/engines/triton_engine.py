@@ -115,10 +115,18 @@ class TritonEngine(Engine):
             time.sleep(OPEN_POLL_S)
 
     def _missing(self) -> tuple[str, bool]:
-        """Why the model is not ready, and whether it is absent from the server (rather than still loading)."""
+        """Why the model is not ready, and whether it is absent from the server (rather than still loading).
+
+        The repository index lists the models there; servers that restrict that API (PyTriton does) still say
+        NOT_FOUND, "... is not found", for a model they do not have."""
         try:
             index = self._client.get_model_repository_index(as_json=True).get("models", [])
         except self._error:
+            try:
+                self._client.get_model_metadata(self.model, self.cfg.model_version)
+            except self._error as exc:
+                if _status(exc) == "NOT_FOUND" and "not found" in _reason(exc):
+                    return f"Triton server {self.url} has no model {self.model!r}", True
             return f"Triton server {self.url}: model {self.model!r} is not ready", False
         names = sorted({m.get("name", "") for m in index} - {""})
         if self.model not in names:
