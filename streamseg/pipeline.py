@@ -257,18 +257,23 @@ class CameraPipeline:
     def _result(self, item: _InFlight) -> Inference | None:
         """The frame's outputs. While the engine is unavailable (an inference server down or restarting) the camera
         is `reconnecting`, like a camera that went away, and the frame is sent again until it runs; None if the
-        camera is stopped meanwhile."""
+        camera is stopped meanwhile.
+
+        A failed frame is first sent again at once, quietly: frames that were in flight when the server went away
+        fail after it is back, and must not make the camera flap. Only a second failure is an outage."""
         backoff: Backoff | None = None
         while True:
             try:
                 inference = item.future.result()
             except EngineUnavailable as exc:
-                backoff = backoff or Backoff(initial=0.5, cap=10.0)
-                if self._engine_error is None:
-                    self._engine_error = str(exc)
-                    self._refresh()
-                if self._stop.wait(backoff.next()):
-                    return None
+                if backoff is None:
+                    backoff = Backoff(initial=0.5, cap=10.0)
+                else:
+                    if self._engine_error is None:
+                        self._engine_error = str(exc)
+                        self._refresh()
+                    if self._stop.wait(backoff.next()):
+                        return None
                 item.future = self.stage.submit(item.tensor)
                 continue
             if self._engine_error is not None:  # it is back

@@ -8,6 +8,7 @@ repo's .venv, or $STREAMSEG_TRITON_PYTHON); the tests that need it skip, saying 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -95,10 +96,8 @@ class TritonServer:
         """SIGKILL to the whole group: the server is gone at once, no goodbye to its clients."""
         if self._proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self._proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self._proc.wait(20)
         self._proc = None
         deadline = time.monotonic() + 20

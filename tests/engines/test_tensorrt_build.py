@@ -21,7 +21,7 @@ from streamseg.engines.tensorrt_build import build_engine, file_sha256
 from streamseg.engines.tensorrt_engine import TensorRTEngine
 from streamseg.errors import ModelError
 from streamseg.models import YoloModel
-from tests.engines.fake_tensorrt import built_spec, fake_gpu  # noqa: F401 - a fixture
+from tests.engines.fake_tensorrt import built_spec
 
 
 def test_cache_file_names_what_the_engine_depends_on(tmp_path: Path, fake_gpu, fast_seg_model: Path) -> None:

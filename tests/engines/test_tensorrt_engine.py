@@ -20,7 +20,7 @@ import pytest
 from streamseg.engines import create_engine, read_model_info
 from streamseg.engines.tensorrt_engine import TensorRTEngine, info_from_metadata, split_engine_file
 from streamseg.errors import ModelError
-from tests.engines.fake_tensorrt import engine_blob, fake_gpu  # noqa: F401 - a fixture
+from tests.engines.fake_tensorrt import engine_blob
 
 META = {
     "task": "segment",

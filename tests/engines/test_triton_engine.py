@@ -81,7 +81,9 @@ def test_a_server_outage_is_unavailable_then_recovers(dynamic_seg_model: Path) -
     the server is back on the same port."""
     server = start_server(dynamic_seg_model)
     try:
-        engine = create_engine(dynamic_seg_model, backend="triton", triton=_triton(server, model_name=MODEL_NAME, timeout=5))
+        engine = create_engine(
+            dynamic_seg_model, backend="triton", triton=_triton(server, model_name=MODEL_NAME, timeout=5)
+        )
         frame = np.zeros((1, 3, 320, 320), np.float32)
         expected = engine.infer(frame)
         server.kill()
