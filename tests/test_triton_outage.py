@@ -34,7 +34,7 @@ cameras:
     outputs: {{jsonl: {{path: out/bikes.jsonl}}}}
 """
     try:
-        with Subscriber(mosquitto, "test/#") as sub, Running(tmp_path, text) as daemon:
+        with Subscriber(mosquitto, "test/bikes/status") as sub, Running(tmp_path, text) as daemon:
             next_status(sub, "streaming")
             camera = daemon.cameras["bikes"]
             wait_until(lambda: camera.stats.frames >= 10, 60, "frames through Triton")
