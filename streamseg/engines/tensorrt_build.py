@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ META_KEY = "streamseg"  # our block in the engine file's JSON metadata
 _build_locks: dict[Path, threading.Lock] = {}
 _build_locks_guard = threading.Lock()
 _sha_memo: dict[tuple[str, int, int], str] = {}
+_facts_memo: dict[str, OnnxFacts] = {}  # by the ONNX file's sha256
 
 
 def default_cache_dir() -> Path:
@@ -202,15 +204,20 @@ def ensure_engine(
     onnx = Path(onnx)
     if not onnx.is_file():
         raise ModelError(f"model file not found: {onnx}")
+    if precision not in tuple(Precision):
+        raise ModelError(f"TensorRT precision {precision!r}: choose from {', '.join(Precision)}")
     precision = str(Precision(precision))
     if precision == Precision.INT8 and calib is None:
         raise ModelError(f"int8 engine from {onnx}: calibration frames are needed (a video file or a folder of images)")
     trt, cuda = import_tensorrt(f"building a TensorRT engine from {onnx}")
     cuda.init()
-    facts = onnx_facts(onnx)
+    sha = file_sha256(onnx)
+    if sha not in _facts_memo:  # every worker of a stage asks: read the file once
+        _facts_memo[sha] = onnx_facts(onnx)
+    facts = _facts_memo[sha]
     key = EngineKey(
         stem=onnx.stem,
-        onnx_sha256=file_sha256(onnx),
+        onnx_sha256=sha,
         precision=precision,
         batch=batch_profile(facts, max_batch, profiles),
         tensorrt=str(trt.__version__),
@@ -336,8 +343,13 @@ def set_precision(
         if not getattr(builder, "platform_has_fast_int8", True):
             log.warning("this GPU has no fast int8: the engine may be slower than fp16")
         config.set_flag(trt.BuilderFlag.INT8)
-        # Calibration runs the network on the profile's opt shape: batches of shape[0] frames.
+        # Calibration runs the network on the profile's opt shape: batches of shape[0] frames. The first frame is
+        # read here: TensorRT calls the calibrator from C++, where an error would only fail the build obscurely.
         frames = calibration_frames(Path(calib), facts.imgsz) if calib is not None else iter(())
+        first = next(frames, None)
+        if first is None and not calib_cache.is_file():
+            raise ModelError(f"int8 calibration: no frames could be read from {calib}")
+        frames = itertools.chain([first] if first is not None else [], frames)
         config.int8_calibrator = make_calibrator(trt, cuda, frames, shape, calib_cache)
 
 

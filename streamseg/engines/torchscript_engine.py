@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +98,9 @@ class TorchScriptEngine(Engine):
         self.threads = threads
         extra = {"config.txt": ""}
         try:
-            self._module = torch.jit.load(str(path), _extra_files=extra, map_location=self._dev).eval()
+            with warnings.catch_warnings():  # torch 2.9+ deprecates jit.load; Ultralytics still exports TorchScript
+                warnings.filterwarnings("ignore", "`torch.jit.load` is deprecated", DeprecationWarning)
+                self._module = torch.jit.load(str(path), _extra_files=extra, map_location=self._dev).eval()
         except (RuntimeError, ValueError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load TorchScript model {path}: {first}") from None

@@ -234,3 +234,23 @@ def test_cached_engine_refused_by_tensorrt_is_rebuilt_once(
         engine = create_engine(fast_seg_model, backend="tensorrt", tensorrt=cfg)
     assert len(trt.builds) == 2 and engine.infer(np.zeros((1, 3, 320, 320), np.float32))[0].shape == (1, 116, 2100)
     assert "refused it on this GPU" in caplog.text and "rebuilding" in caplog.text
+
+
+def test_int8_with_nothing_to_calibrate_on_is_one_line(tmp_path: Path, fake_gpu, fast_seg_model: Path) -> None:
+    trt, _ = fake_gpu()
+    empty = tmp_path / "frames"
+    empty.mkdir()
+    with pytest.raises(ModelError) as err:
+        build_engine(fast_seg_model, precision="int8", calib=empty, cache_dir=tmp_path)
+    assert str(err.value) == f"calibration folder {empty} has no images (.jpg, .jpeg, .png, .bmp, .webp)"
+    text = tmp_path / "clip.mp4"
+    text.write_text("not a video")
+    with pytest.raises(ModelError, match=f"cannot read calibration video {text}: "):
+        build_engine(fast_seg_model, precision="int8", calib=text, cache_dir=tmp_path)
+    assert trt.builds == []  # refused before TensorRT started building
+
+
+def test_unknown_precision(tmp_path: Path, fake_gpu, fast_seg_model: Path) -> None:
+    fake_gpu()
+    with pytest.raises(ModelError, match="TensorRT precision 'int4': choose from fp16, fp32, int8"):
+        build_engine(fast_seg_model, precision="int4", cache_dir=tmp_path)
