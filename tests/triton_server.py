@@ -43,6 +43,8 @@ def main() -> int:
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
+    # Idle threads must not busy-wait: on a test machine the server shares its cores with the daemon.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = ort.InferenceSession(args.model, sess_options=options, providers=["CPUExecutionProvider"])
     inp = session.get_inputs()[0]
     outputs = session.get_outputs()

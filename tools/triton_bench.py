@@ -1,7 +1,7 @@
 """N file cameras on a local engine against the same N cameras through a Triton server, in the same run.
 
     python tools/triton_bench.py --model MODEL.onnx --url grpc://127.0.0.1:8001 [--name yolov8n-seg]
-                                 [--source bikes.mp4] [--cameras 4] [--frames 100] [--repeat 3]
+                                 [--source bikes.mp4] [--cameras 4] [--frames 100] [--repeat 3] [--batch-size 1]
 
 Each repeat runs the whole pipeline (decode -> preprocess -> inference -> masks -> tracking -> JSON lines) of
 `--cameras` cameras on the video, first with the daemon's local engine for MODEL (workers: auto), then with
@@ -72,9 +72,10 @@ def main() -> int:
     parser.add_argument("--cameras", type=int, default=4)
     parser.add_argument("--frames", type=int, default=100, help="frames per camera and run")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=1, help="model.batch_size of both runs (default 1)")
     args = parser.parse_args()
-    local = {"path": str(args.model.resolve())}
-    remote = {"path": args.name, "backend": "triton", "triton": {"url": args.url}}
+    local = {"path": str(args.model.resolve()), "batch_size": args.batch_size}
+    remote = {"path": args.name, "backend": "triton", "triton": {"url": args.url}, "batch_size": args.batch_size}
     runs = []
     with tempfile.TemporaryDirectory(prefix="triton-bench-") as tmp:
         for i in range(args.repeat):
