@@ -306,10 +306,12 @@ def _build(
                 config.add_optimization_profile(profile)
         elif max_batch > 1:
             log.warning("%s has a fixed batch axis: max_batch %d ignored", onnx.name, max_batch)
-        set_precision(
+        calibrator = set_precision(
             trt, cuda, builder, config, key.precision, calib, facts, inp, shape, folder / f"{key.filename}.calib"
         )
         serialized = builder.build_serialized_network(network, config)
+        if calibrator is not None:
+            calibrator.device.free()  # its device buffer, while the context it was made in is current
     finally:
         ctx.pop()
         ctx.detach()
@@ -330,9 +332,11 @@ def set_precision(
     inp: Any,
     shape: tuple[int, ...],
     calib_cache: Path,
-) -> None:
-    """Builder flags for the precision. TensorRT 10 dropped `platform_has_fast_fp16` from some builds: then the
-    GPU is assumed to have it (every Jetson and every desktop GPU since Volta does)."""
+) -> Any:
+    """Builder flags for the precision; returns the int8 calibrator (None for fp16 and fp32).
+
+    TensorRT 10 dropped `platform_has_fast_fp16` from some builds: then the GPU is assumed to have it (every Jetson
+    and every desktop GPU since Volta does)."""
     fast_fp16 = getattr(builder, "platform_has_fast_fp16", True)
     if precision in (Precision.FP16, Precision.INT8):
         if fast_fp16:
@@ -350,7 +354,9 @@ def set_precision(
         if first is None and not calib_cache.is_file():
             raise ModelError(f"int8 calibration: no frames could be read from {calib}")
         frames = itertools.chain([first] if first is not None else [], frames)
-        config.int8_calibrator = make_calibrator(trt, cuda, frames, shape, calib_cache)
+        config.int8_calibrator = calibrator = make_calibrator(trt, cuda, frames, shape, calib_cache)
+        return calibrator
+    return None
 
 
 def make_calibrator(trt: Any, cuda: Any, frames: Iterator[np.ndarray], shape: tuple[int, ...], cache: Path) -> Any:

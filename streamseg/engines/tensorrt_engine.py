@@ -285,7 +285,8 @@ class TensorRTEngine(Engine):
         shape = tuple(engine.get_tensor_shape(name))
         if shared.dynamic:  # allocate for this profile's largest shape
             shape = tuple(engine.get_tensor_profile_shape(name, self._profile)[2])
-        self._context.set_input_shape(name, shape)
+        if not self._context.set_input_shape(name, shape):
+            raise ModelError(f"TensorRT engine {path}: input shape {shape} refused by profile {self._profile}")
         self._input = _Buffer(cuda, name, shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
         self._outputs = [
             _Buffer(cuda, n, tuple(self._context.get_tensor_shape(n)), np.dtype(trt.nptype(engine.get_tensor_dtype(n))))
@@ -310,7 +311,8 @@ class TensorRTEngine(Engine):
         if len(shape) != len(inp.shape) or any(s > m for s, m in zip(shape, inp.shape, strict=True)):
             raise ValueError(f"input shape {shape} does not fit the engine's input {inp.shape}")
         if shape != self._input_shape:
-            self._context.set_input_shape(inp.name, shape)
+            if not self._context.set_input_shape(inp.name, shape):
+                raise ValueError(f"input shape {shape} is outside the engine's optimization profile")
             self._input_shape = shape
         return [tuple(self._context.get_tensor_shape(b.name)) for b in self._outputs]
 
