@@ -19,3 +19,10 @@ class ModelError(StreamsegError):
 
 class SourceError(StreamsegError):
     """A video source cannot be opened or read. Messages never contain a password."""
+
+
+class EngineUnavailable(StreamsegError):
+    """The engine cannot run a frame now but may later (an inference server that is down or restarting).
+
+    Cameras treat it like a camera outage: they go `reconnecting` and retry the frame until it is back.
+    """

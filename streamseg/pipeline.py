@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from streamseg.config.camera import CameraConfig
-from streamseg.inference.stage import InferenceStage
+from streamseg.errors import EngineUnavailable
+from streamseg.inference.stage import Inference, InferenceStage
 from streamseg.models.letterbox import LetterboxParams
 from streamseg.models.yolo import YoloModel
 from streamseg.sinks.base import FrameResult, Sink
+from streamseg.sources.backoff import Backoff
 from streamseg.sources.frame import Frame
 from streamseg.sources.pyav_source import VideoSource
 from streamseg.sources.ring import RingBuffer
@@ -119,6 +121,7 @@ class CameraPipeline:
         self.error: str | None = None  # why the camera failed (final), or a processing failure
         self.status_error: str | None = None  # the error published with the current state
         self._source_state, self._source_error = CameraState.STARTING, None
+        self._engine_error: str | None = None  # while the inference engine (a remote server) is unavailable
         self._announced = False  # the first state is published even though `state` starts as "starting"
         for sink in sinks:
             sink.on_change = self._on_sink
@@ -207,8 +210,10 @@ class CameraPipeline:
 
     def _complete(self, item: _InFlight) -> None:
         """The oldest frame in flight: wait for its outputs, then decode, track and hand it to the sinks."""
-        inference = item.future.result()
+        inference = self._result(item)
         self._tensors.append(item.tensor)
+        if inference is None:  # stopped while the engine was unavailable: the frame is dropped
+            return
         self.times.add("infer", inference.engine_s / inference.batch)
         with self.times("postprocess"):
             detections = self.model.postprocess(inference.outputs, item.letterbox, (item.height, item.width))
@@ -248,6 +253,34 @@ class CameraPipeline:
         stats.tracks_in_view = len(self.events.active) if self.events is not None else len(detections)
         stats.recent.append(time.monotonic())
         stats.latency.append(time.time() - item.capture_ts)
+
+    def _result(self, item: _InFlight) -> Inference | None:
+        """The frame's outputs. While the engine is unavailable (an inference server down or restarting) the camera
+        is `reconnecting`, like a camera that went away, and the frame is sent again until it runs; None if the
+        camera is stopped meanwhile.
+
+        A failed frame is first sent again at once, quietly: frames that were in flight when the server went away
+        fail after it is back, and must not make the camera flap. Only a second failure is an outage."""
+        backoff: Backoff | None = None
+        while True:
+            try:
+                inference = item.future.result()
+            except EngineUnavailable as exc:
+                if backoff is None:
+                    backoff = Backoff(initial=0.5, cap=10.0)
+                else:
+                    if self._engine_error is None:
+                        self._engine_error = str(exc)
+                        self._refresh()
+                    if self._stop.wait(backoff.next()):
+                        return None
+                item.future = self.stage.submit(item.tensor)
+                continue
+            if self._engine_error is not None:  # it is back
+                log.info("camera %r: inference is back", self.name)
+                self._engine_error = None
+                self._refresh()
+            return inference
 
     def _tensor(self) -> np.ndarray:
         """A free input buffer (allocated through the stage: page-locked for CUDA engines)."""
@@ -290,7 +323,9 @@ class CameraPipeline:
                 return
             state, error = self._source_state, self._source_error
             sink_error = self.sink_error
-            if state == CameraState.STREAMING and sink_error is not None:
+            if state == CameraState.STREAMING and self._engine_error is not None:
+                state, error = CameraState.RECONNECTING, self._engine_error
+            elif state == CameraState.STREAMING and sink_error is not None:
                 state, error = CameraState.DEGRADED, sink_error
             self._publish(state, error)
 

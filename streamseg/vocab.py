@@ -38,9 +38,21 @@ class MaskFormat(StrEnum):
 
 
 class Backend(StrEnum):
+    """What runs the network (`model.backend`); auto picks it from the model file's suffix."""
+
     AUTO = "auto"
     ONNXRUNTIME = "onnxruntime"
     TENSORRT = "tensorrt"
+    TORCHSCRIPT = "torchscript"
+    TRITON = "triton"  # a Triton Inference Server runs it; decoding, tracking and publishing stay here
+
+
+class Precision(StrEnum):
+    """Arithmetic a TensorRT engine is built for (native TensorRT and onnxruntime's TensorRT provider)."""
+
+    FP16 = "fp16"
+    FP32 = "fp32"
+    INT8 = "int8"  # needs calibration frames
 
 
 class Provider(StrEnum):

@@ -2,19 +2,83 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 
-from streamseg.config.base import Section, base_dir
+from streamseg.config.base import Section, base_dir, resolve_path
 from streamseg.errors import ModelError
-from streamseg.vocab import Backend, Provider
+from streamseg.vocab import Backend, Precision, Provider
+
+TRITON_URL = re.compile(r"^(grpc://)?[^/\s:]+:\d{1,5}$")
+
+
+class TensorRTConfig(Section):
+    """How TensorRT engines are built from an .onnx file: by the native TensorRT backend and by onnxruntime's
+    TensorRT execution provider alike."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)  # frozen: part of a stage key
+
+    precision: Precision = Field(
+        Precision.FP16,
+        description="fp16 (where the GPU has fast fp16, else fp32), fp32, or int8 (needs `calib`).",
+    )
+    calib: str | None = Field(
+        None,
+        description="int8 calibration frames: a video file or a folder of images (relative to the config file).",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Where built engines are kept (relative to the config file); null: $STREAMSEG_CACHE, else "
+        "~/.cache/streamseg/engines. A cached engine is rebuilt when the ONNX file, the precision, the batch "
+        "profile, the TensorRT version or the GPU changes.",
+    )
+
+    @field_validator("calib", "cache_dir")
+    @classmethod
+    def _resolve(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        path = resolve_path(value, info)
+        if info.field_name == "calib" and not path.exists():
+            raise ValueError(f"file or folder not found: {path}")
+        return str(path)
+
+
+class TritonConfig(Section):
+    """A Triton Inference Server that runs the model for this daemon (and others): `backend: triton`."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, frozen=True)
+
+    url: str = Field(
+        "grpc://127.0.0.1:8001", description="The server's gRPC endpoint: grpc://HOST:PORT (or HOST:PORT)."
+    )
+    model_name: str | None = Field(
+        None, min_length=1, description="The model's name on the server; null: the model path's stem."
+    )
+    model_version: str = Field("", description="The model version to run; empty: the server's choice.")
+    timeout: float = Field(10.0, gt=0, le=600, description="Seconds one request may take before it counts as failed.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        if not TRITON_URL.match(url.strip()):
+            raise ValueError(f"expected grpc://HOST:PORT, got {url!r}")
+        return url.strip()
 
 
 class ModelConfig(Section):
+    backend: Backend = Field(
+        Backend.AUTO,
+        description="auto: native TensorRT for .engine/.plan files, TorchScript for .torchscript, onnxruntime for "
+        ".onnx. tensorrt on an .onnx file builds (once, then cached) a TensorRT engine from it. triton: a Triton "
+        "Inference Server runs the model (see `triton`).",
+    )
     path: str = Field(
-        description="Model file (.onnx, .engine/.plan; relative to the config file) or a model ID such as "
-        "yolov8n-seg-640, looked up in $STREAMSEG_MODELS and ~/.cache/streamseg/models.",
+        description="Model file (.onnx, .engine/.plan, .torchscript; relative to the config file) or a model ID "
+        "such as yolov8n-seg-640, looked up in $STREAMSEG_MODELS and ~/.cache/streamseg/models. With backend "
+        "triton the file is optional: class names and input size come from the server when it has them.",
     )
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum class score to keep a detection.")
     iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
@@ -23,13 +87,11 @@ class ModelConfig(Section):
     classes: list[str | int] | None = Field(
         None, description="Keep only these classes (labels or ids); null keeps all."
     )
-    backend: Backend = Field(
-        Backend.AUTO, description="auto: native TensorRT for .engine/.plan files, onnxruntime for .onnx."
-    )
     providers: list[Provider] | None = Field(
         None,
         description="onnxruntime execution providers in order of preference; an unavailable one is skipped "
-        "with a warning. null: the best available (tensorrt, cuda, cpu).",
+        "with a warning. null: the best available (tensorrt, cuda, cpu). The TensorRT provider builds its "
+        "engines as `tensorrt` says (precision, cache).",
     )
     threads: int | None = Field(
         None,
@@ -57,7 +119,15 @@ class ModelConfig(Section):
         "auto",
         description="Engine calls in flight at once (CPU: that many onnxruntime sessions sharing the cores; GPU: "
         "execution contexts / CUDA streams). auto: from the cores and the number of cameras sharing the model "
-        "(one camera on 2 cores: 2); on a GPU 2.",
+        "(one camera on 2 cores: 2); on a GPU 2; through Triton 4.",
+    )
+    tensorrt: TensorRTConfig = Field(
+        default_factory=TensorRTConfig,
+        description="Building TensorRT engines from an .onnx file (backend tensorrt, or onnxruntime's TensorRT "
+        "provider).",
+    )
+    triton: TritonConfig = Field(
+        default_factory=TritonConfig, description="The Triton Inference Server, for backend: triton."
     )
 
     @field_validator("workers")
@@ -70,8 +140,9 @@ class ModelConfig(Section):
     @field_validator("path")
     @classmethod
     def _exists(cls, path: str, info: ValidationInfo) -> str:
-        """`validate` reports a model file that does not exist (it never loads the model itself)."""
-        if (info.context or {}).get("check_models"):
+        """`validate` reports a model file that does not exist (it never loads the model itself); a Triton
+        server needs no local file."""
+        if (info.context or {}).get("check_models") and info.data.get("backend") != Backend.TRITON:
             from streamseg.models.registry import resolve_model
 
             try:

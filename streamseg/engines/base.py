@@ -26,11 +26,13 @@ class ModelInfo:
 
 
 class Engine(ABC):
-    """Runs a forward pass. Implementations: onnxruntime (CPU, CUDA, TensorRT EP) and native TensorRT."""
+    """Runs a forward pass. Implementations: onnxruntime (CPU, CUDA, TensorRT EP), native TensorRT, TorchScript and
+    a Triton Inference Server client."""
 
     info: ModelInfo
     name: str  # e.g. "onnxruntime[CPUExecutionProvider]" or "tensorrt", for logs and bench output
     device: str = "cpu"  # where it runs: "cpu" or "cuda:N"
+    capacity: int | None = None  # most engine objects of this model that can run at once; None: no limit
 
     @abstractmethod
     def infer(self, images: np.ndarray) -> list[np.ndarray]:
@@ -55,3 +57,8 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def gpu_index(device: str) -> int:
+    """cuda:N -> N; auto and cuda -> 0."""
+    return int(device.split(":", 1)[1]) if device.startswith("cuda:") else 0

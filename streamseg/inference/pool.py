@@ -7,14 +7,18 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamseg.config.model import ModelConfig
-from streamseg.engines import create_engine
+from streamseg.config.model import ModelConfig, TensorRTConfig, TritonConfig
+from streamseg.engines import backend_for, create_engine
+from streamseg.errors import ModelError
 from streamseg.inference.stage import InferenceStage
 from streamseg.models.registry import resolve_model
+from streamseg.vocab import Backend
 
 log = logging.getLogger(__name__)
 
 MAX_AUTO_WORKERS = 4
+GPU_WORKERS = 2  # two execution contexts / streams: one batch's copies overlap the other's compute
+TRITON_WORKERS = 4  # requests in flight to a Triton server, which batches them with other daemons' requests
 
 
 def available_cores() -> int:
@@ -34,7 +38,7 @@ def auto_workers(cores: int, cameras: int, gpu: bool) -> int:
     (a camera keeps only a few frames in flight), and at most 4, so each session keeps a few cores.
     """
     if gpu:
-        return 2
+        return GPU_WORKERS
     return max(1, min(cores, 2 * max(cameras, 1), MAX_AUTO_WORKERS))
 
 
@@ -50,6 +54,8 @@ class StageKey:
     workers: int | None  # None: auto
     batch_size: int
     batch_timeout_ms: float
+    tensorrt: TensorRTConfig
+    triton: TritonConfig
 
 
 class StagePool:
@@ -62,7 +68,7 @@ class StagePool:
 
     def key(self, cfg: ModelConfig) -> StageKey:
         return StageKey(
-            path=resolve_model(cfg.path, self.base_dir),
+            path=self._path(cfg),
             backend=str(cfg.backend),
             providers=tuple(cfg.providers or ()),
             device=str(cfg.device),
@@ -70,7 +76,18 @@ class StagePool:
             workers=None if cfg.workers == "auto" else int(cfg.workers),
             batch_size=cfg.batch_size,
             batch_timeout_ms=cfg.batch_timeout_ms,
+            tensorrt=cfg.tensorrt,
+            triton=cfg.triton,
         )
+
+    def _path(self, cfg: ModelConfig) -> Path:
+        """The model file; a Triton server needs none (the path then only names the model)."""
+        try:
+            return resolve_model(cfg.path, self.base_dir)
+        except ModelError:
+            if cfg.backend != Backend.TRITON:
+                raise
+            return self.base_dir / cfg.path
 
     def stage(self, cfg: ModelConfig, cameras: int = 1) -> InferenceStage:
         """The stage for `cfg`'s settings; `cameras`: how many cameras will share it (for `workers: auto`)."""
@@ -90,18 +107,34 @@ class StagePool:
             stage.close()
 
     def _build(self, key: StageKey, cameras: int) -> InferenceStage:
-        workers = key.workers or auto_workers(self.cores, cameras, gpu=False)
+        backend = backend_for(key.path, key.backend)
+        gpu = backend == Backend.TENSORRT or key.device.startswith("cuda")
+        workers = key.workers or (
+            TRITON_WORKERS if backend == Backend.TRITON else auto_workers(self.cores, cameras, gpu=gpu)
+        )
         threads = key.threads or max(1, self.cores // workers)  # each worker its share of the cores
-        first = self._open(key, threads, spin=workers == 1)  # sessions sharing the cores must not spin
+        # sessions sharing the cores must not spin
+        first = self._open(key, threads, spin=workers == 1, contexts=workers)
         cpu = first.device == "cpu"
-        if key.workers is None and not cpu:
+        if key.workers is None and not cpu and backend != Backend.TRITON:
             workers = auto_workers(self.cores, cameras, gpu=True)
+        if first.capacity is not None and workers > first.capacity:
+            log.warning(
+                "inference %s: %s runs at most %d call(s) at once: %d worker(s), not %d",
+                key.path.name,
+                first.name,
+                first.capacity,
+                first.capacity,
+                workers,
+            )
+            workers = first.capacity
         engines = [first]
         solo = None
         try:
-            engines += [self._open(key, threads, spin=False) for _ in range(workers - 1)]
+            engines += [self._open(key, threads, spin=False, contexts=workers) for _ in range(workers - 1)]
             if cpu and workers > 1 and key.threads is None and threads < self.cores:
-                solo = self._open(key, self.cores, spin=False)  # a frame that comes alone gets every core
+                # a frame that comes alone gets every core
+                solo = self._open(key, self.cores, spin=False, contexts=workers)
         except BaseException:
             for engine in engines:
                 engine.close()
@@ -124,7 +157,7 @@ class StagePool:
         )
 
     @staticmethod
-    def _open(key: StageKey, threads: int, spin: bool):  # noqa: ANN205 - an Engine
+    def _open(key: StageKey, threads: int, spin: bool, contexts: int = 1):  # noqa: ANN205 - an Engine
         return create_engine(
             key.path,
             backend=key.backend,
@@ -132,4 +165,8 @@ class StagePool:
             device=key.device,
             threads=threads,
             spin=spin,
+            max_batch=key.batch_size,
+            contexts=contexts,
+            tensorrt=key.tensorrt,
+            triton=key.triton,
         )

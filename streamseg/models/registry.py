@@ -7,7 +7,7 @@ from pathlib import Path
 
 from streamseg.errors import ModelError
 
-MODEL_SUFFIXES = (".onnx", ".engine", ".plan")
+MODEL_SUFFIXES = (".onnx", ".engine", ".plan", ".torchscript")
 ENV_VAR = "STREAMSEG_MODELS"
 
 
@@ -41,7 +41,8 @@ def resolve_model(spec: str, base_dir: Path | None = None) -> Path:
                 return candidate.resolve()
     searched = ", ".join(str(d) for d in dirs)
     raise ModelError(
-        f"model {spec!r} not found as {spec}.onnx/.engine/.plan in: {searched} (${ENV_VAR}, then the cache); "
+        f"model {spec!r} not found as {spec}.onnx/.engine/.plan/.torchscript in: {searched} "
+        f"(${ENV_VAR}, then the cache); "
         f"export it with Ultralytics, e.g. `yolo export model=yolov8n-seg.pt format=onnx imgsz=640`, "
         f"rename it to {spec}.onnx and put it in one of those folders"
     )

@@ -99,6 +99,16 @@ def test_unset_env_var_names_field_and_variable(tmp_path: Path, monkeypatch) -> 
         ("    mask_format: bitmap\n", "cameras.front.mask_format: Input should be 'polygon', 'rle' or 'none'"),
         ("    tracker: {type: deepsort}\n", "cameras.front.tracker.type:"),
         ("    outputs: {video: {}}\n", "cameras.front.outputs.video.path: required key is missing"),
+        ("    model: {backend: openvino}\n", "cameras.front.model.backend: Input should be 'auto', 'onnxruntime', "),
+        (
+            "    model: {triton: {url: 'http://triton:8000'}}\n",
+            "cameras.front.model.triton.url: expected grpc://HOST:PORT, got 'http://triton:8000'",
+        ),
+        (
+            "    model: {tensorrt: {precision: int4}}\n",
+            "cameras.front.model.tensorrt.precision: Input should be 'fp16'",
+        ),
+        ("    model: {tensorrt: {calib: frames/}}\n", "cameras.front.model.tensorrt.calib: file or folder not found: "),
     ],
 )
 def test_bad_values_name_the_field_path(tmp_path: Path, patch: str, expected: str) -> None:
@@ -148,6 +158,13 @@ def test_missing_model_file_is_named(tmp_path: Path) -> None:
         f"{path}: cameras.front.model.path: model file not found: {tmp_path / 'model.onnx'}"
         " (set in defaults.model.path)"
     ]
+
+
+def test_a_triton_model_needs_no_local_file(tmp_path: Path) -> None:
+    """The edge box asks the server for the model: `validate` does not look for the file."""
+    path = write(tmp_path, BASE.replace("path: model.onnx", "path: yolov8n-seg, backend: triton"))
+    model = load_config(path).cameras["front"].model
+    assert (model.backend, model.triton.url, model.triton.model_name) == ("triton", "grpc://127.0.0.1:8001", None)
 
 
 def test_unreadable_file(tmp_path: Path) -> None:

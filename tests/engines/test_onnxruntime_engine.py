@@ -6,10 +6,17 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
+from streamseg.config.model import TensorRTConfig
 from streamseg.engines import create_engine, read_model_info
-from streamseg.engines.onnxruntime_engine import OnnxRuntimeEngine, _session_error, select_providers
+from streamseg.engines.onnxruntime_engine import (
+    OnnxRuntimeEngine,
+    _session_error,
+    provider_options,
+    select_providers,
+)
 from streamseg.errors import ModelError
 
 
@@ -93,3 +100,58 @@ def test_provider_order_is_kept() -> None:
     assert select_providers(["cuda", "tensorrt"], available) == [*available[1::-1], available[2]]
     with pytest.raises(ModelError, match="unknown provider"):
         select_providers(["npu"], available)
+
+
+# --- GPU providers: their options, and IO binding -------------------------------------------------------------
+
+
+def test_gpu_provider_options(tmp_path: Path) -> None:
+    fp16 = TensorRTConfig(cache_dir=str(tmp_path))
+    assert provider_options("CPUExecutionProvider", 1, fp16) == {}
+    assert provider_options("CUDAExecutionProvider", 1, fp16) == {"device_id": "1"}
+    cache = str(tmp_path / "onnxruntime")
+    assert provider_options("TensorrtExecutionProvider", 1, fp16) == {
+        "device_id": "1",
+        "trt_fp16_enable": "True",
+        "trt_int8_enable": "False",
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": cache,
+    }
+    fp32 = provider_options("TensorrtExecutionProvider", 0, TensorRTConfig(precision="fp32", cache_dir=str(tmp_path)))
+    assert fp32["trt_fp16_enable"] == "False" and fp32["device_id"] == "0"
+
+
+def test_sessions_on_gpu_providers_get_their_options(
+    tmp_path: Path, fast_seg_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GPU here: onnxruntime is told the GPU providers exist and the session's arguments are checked."""
+    seen = {}
+    real = ort.InferenceSession
+
+    def session(path: str, sess_options: object, providers: list[str], provider_options: list[dict]) -> object:
+        seen.update(providers=providers, provider_options=provider_options)
+        return real(path, sess_options=sess_options, providers=["CPUExecutionProvider"])
+
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: available)
+    monkeypatch.setattr(ort, "InferenceSession", session)
+    cfg = TensorRTConfig(precision="fp32", cache_dir=str(tmp_path))
+    create_engine(fast_seg_model, device="cuda:1", tensorrt=cfg).close()
+    assert seen["providers"] == available
+    trt, cuda, cpu = seen["provider_options"]
+    assert trt["device_id"] == cuda["device_id"] == "1" and cpu == {}
+    assert trt["trt_fp16_enable"] == "False" and trt["trt_engine_cache_path"] == str(tmp_path / "onnxruntime")
+
+
+def test_io_binding_gives_the_same_outputs(dynamic_seg_model: Path) -> None:
+    """IO binding (used on GPU providers) runs here on the CPU: same outputs, one input buffer per batch size."""
+    bound = OnnxRuntimeEngine(dynamic_seg_model, providers=["cpu"], threads=2, io_binding=True)
+    plain = OnnxRuntimeEngine(dynamic_seg_model, providers=["cpu"], threads=2)
+    rng = np.random.default_rng(0)
+    for batch in (1, 3, 1):
+        x = rng.random((batch, 3, 320, 320), dtype=np.float32)
+        for a, b in zip(bound.infer(x), plain.infer(x), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert sorted(bound._binding.inputs) == [(1, 3, 320, 320), (3, 3, 320, 320)]
