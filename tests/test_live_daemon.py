@@ -62,7 +62,7 @@ def test_camera_reboot_reconnects_while_the_other_camera_keeps_going(
     tmp_path: Path,
     mosquitto,  # noqa: F811
     rtsp_server,  # noqa: F811
-    seg_model: Path,
+    fast_seg_model: Path,
     carphone_mp4: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -73,7 +73,7 @@ def test_camera_reboot_reconnects_while_the_other_camera_keeps_going(
 mqtt: {{host: {mosquitto.host}, port: {mosquitto.port}, topic_prefix: t}}
 metrics_port: {metrics_port}
 defaults:
-  model: {{path: {seg_model}, threads: 1}}
+  model: {{path: {fast_seg_model}, threads: 1}}
   tracker: {{type: none}}
 cameras:
   live:
@@ -93,10 +93,12 @@ cameras:
         wait_until(lambda: live.state == "reconnecting", 30, "the live camera to notice the outage")
         file_before = file.stats.frames
         time.sleep(3)  # the outage: several failed attempts
+        # The healthy camera keeps going through the outage (a bound, not a rate: a loaded machine is slow).
+        wait_until(lambda: file.stats.frames > file_before + 5, 30, "the healthy camera to go on during the outage")
+        assert live.state == "reconnecting", "the server is still down"
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
         assert 'streamseg_camera_state{camera="live",state="reconnecting"} 1.0' in metrics
         assert 'streamseg_camera_state{camera="file",state="streaming"} 1.0' in metrics
-        assert file.stats.frames > file_before + 5, "the healthy camera stalled during the outage"
 
         decoded = live.source.frames_decoded
         rtsp_server.start()
@@ -132,13 +134,13 @@ cameras:
 def test_cameras_that_never_answer_do_not_hold_up_the_others(
     tmp_path: Path,
     rtsp_server,  # noqa: F811
-    seg_model: Path,
+    fast_seg_model: Path,
     carphone_mp4: Path,
 ) -> None:
     closed = free_port()  # nothing listens there: connection refused
     text = f"""
 defaults:
-  model: {{path: {seg_model}, threads: 1}}
+  model: {{path: {fast_seg_model}, threads: 1}}
   tracker: {{type: none}}
 cameras:
   refused:
