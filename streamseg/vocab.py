@@ -28,7 +28,8 @@ class RingPolicy(StrEnum):
     """What a full ring buffer does when the decoder has a new frame."""
 
     BLOCK = "block"  # the decoder waits: nothing lost (files)
-    DROP_OLDEST = "drop_oldest"  # the oldest waiting frame is dropped: latency stays bounded (live cameras)
+    DROP_OLDEST = "drop_oldest"  # the oldest waiting frame is dropped: latency stays bounded
+    LATEST = "latest"  # as drop_oldest, and inference takes the newest frame, dropping older ones (live cameras)
 
 
 class MaskFormat(StrEnum):

@@ -76,10 +76,11 @@ class SourceConfig(Section):
     buffer_slots: int = Field(
         4, ge=2, le=256, description="Preallocated frame slots between the decoder and inference."
     )
-    on_full: Literal["auto", "block", "drop_oldest"] = Field(
+    on_full: Literal["auto", "block", "drop_oldest", "latest"] = Field(
         "auto",
-        description="When inference is behind: block the decoder (nothing lost) or drop the oldest "
-        "waiting frame (latency stays bounded). auto: block for files, drop_oldest for live sources.",
+        description="When inference is behind: block the decoder (nothing lost), drop the oldest waiting frame "
+        "(latency bounded by buffer_slots), or latest: inference always takes the newest frame and the older "
+        "waiting ones are dropped (lowest latency). auto: block for files, latest for live sources.",
     )
 
     @field_validator("url")
@@ -101,4 +102,4 @@ class SourceConfig(Section):
     def policy(self) -> RingPolicy:
         if self.on_full != "auto":
             return RingPolicy(self.on_full)
-        return RingPolicy.DROP_OLDEST if self.is_live else RingPolicy.BLOCK
+        return RingPolicy.LATEST if self.is_live else RingPolicy.BLOCK

@@ -4,7 +4,9 @@ Slot life cycle: free -> (producer) writing -> ready -> (consumer) in use -> fre
 The arrays are allocated on first use and reallocated per slot when the resolution changes, so a
 frame already handed out keeps its own (old-size) array. With ``policy="drop_oldest"`` a producer
 that finds no free slot takes back the oldest *ready* frame instead of waiting, which keeps the
-latency of a live camera bounded when the consumer falls behind.
+latency of a live camera bounded when the consumer falls behind. ``policy="latest"`` does the same and
+the consumer always gets the newest ready frame, the older ones being dropped: what a live camera wants,
+since a frame that waited behind others is stale by the time it is processed.
 """
 
 from __future__ import annotations
@@ -40,10 +42,10 @@ class RingBuffer:
         if slots < 2:
             raise ValueError("a ring buffer needs at least 2 slots (one being written, one being read)")
         if policy not in tuple(RingPolicy):
-            raise ValueError(f"unknown ring policy {policy!r}: expected 'block' or 'drop_oldest'")
+            raise ValueError(f"unknown ring policy {policy!r}: expected one of {', '.join(RingPolicy)}")
         self.slots = slots
         self.policy = RingPolicy(policy)
-        self.dropped = 0  # frames overwritten before the consumer saw them (drop_oldest only)
+        self.dropped = 0  # frames overwritten or skipped before the consumer saw them (drop_oldest, latest)
         self._allocator = allocator
         self._arrays: list[np.ndarray | None] = [None] * slots
         self._free: deque[int] = deque(range(slots))
@@ -60,7 +62,7 @@ class RingBuffer:
                 return None
             if self._free:
                 slot = self._free.popleft()
-            else:  # drop_oldest with nothing free: take back the oldest frame nobody has read yet
+            else:  # drop_oldest / latest with nothing free: take back the oldest frame nobody has read yet
                 slot = self._ready.popleft().slot
                 self.dropped += 1
             array = self._arrays[slot]
@@ -108,11 +110,17 @@ class RingBuffer:
 
     # -- consumer ----------------------------------------------------------------------------------
     def get(self, timeout: float | None = None) -> Frame | None:
-        """The oldest ready frame, or None on timeout, at end of stream, or after close()."""
+        """The oldest ready frame (the newest with policy "latest", the others dropped), or None on timeout, at
+        end of stream, or after close()."""
         with self._cond:
             self._cond.wait_for(lambda: self._ready or self._ended or self._closed, timeout)
             if self._closed or not self._ready:
                 return None
+            if self.policy == RingPolicy.LATEST:
+                while len(self._ready) > 1:
+                    self._free.append(self._ready.popleft().slot)
+                    self.dropped += 1
+                self._cond.notify_all()  # slots are free again
             return self._ready.popleft()
 
     @property
@@ -143,7 +151,7 @@ class RingBuffer:
     def _can_acquire(self) -> bool:
         if self._closed or self._free:
             return True
-        return self.policy == RingPolicy.DROP_OLDEST and bool(self._ready)
+        return self.policy != RingPolicy.BLOCK and bool(self._ready)
 
     def _release(self, slot: int) -> None:
         with self._cond:

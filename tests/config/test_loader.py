@@ -61,11 +61,11 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert not cam.source.is_live and cam.source.policy == "block"
 
 
-def test_live_sources_drop_oldest_by_default(tmp_path: Path) -> None:
+def test_live_sources_take_the_latest_frame_by_default(tmp_path: Path) -> None:
     path = write(tmp_path, BASE.replace("video.mp4", '"rtsp://cam.local/s1"'))
     cam = load_config(path, check_models=False).cameras["front"]
     assert cam.source.url == "rtsp://cam.local/s1"
-    assert cam.source.is_live and cam.source.policy == "drop_oldest"
+    assert cam.source.is_live and cam.source.policy == "latest"
 
 
 def test_a_recording_served_over_http_can_be_marked_not_live(tmp_path: Path) -> None:

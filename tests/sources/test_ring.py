@@ -71,6 +71,35 @@ def test_drop_oldest_never_touches_a_frame_the_consumer_holds() -> None:
     assert not _put(ring, 5, timeout=0)
 
 
+def test_latest_hands_out_the_newest_frame_and_drops_the_older_ones() -> None:
+    ring = RingBuffer(4, "latest")
+    for i in range(3):
+        assert _put(ring, i, timeout=0)
+    newest = ring.get(timeout=0)
+    assert newest.index == 2 and (newest.image == 2).all()
+    assert ring.dropped == 2  # frames 0 and 1 were never seen
+    # Their slots are free again: the decoder writes without taking back a waiting frame.
+    for i in range(3, 6):
+        assert _put(ring, i, timeout=0)
+    assert ring.dropped == 2
+    assert ring.get(timeout=0).index == 5
+    assert ring.dropped == 4
+    newest.release()
+    ring.end()
+    assert ring.get(timeout=0) is None and ring.done
+
+
+def test_latest_never_waits_and_never_touches_a_held_frame() -> None:
+    ring = RingBuffer(2, "latest")
+    _put(ring, 0)
+    held = ring.get(timeout=0)
+    for i in range(1, 5):
+        assert _put(ring, i, timeout=0)  # the one free slot is taken back each time
+    assert (held.image == 0).all()
+    assert ring.get(timeout=0).index == 4
+    assert ring.dropped == 3
+
+
 def test_resolution_change_reallocates() -> None:
     ring = RingBuffer(2, "block")
     small, large = (4, 6, 3), (8, 10, 3)
