@@ -149,6 +149,10 @@ class Subscriber:
             except queue.Empty:
                 return out
 
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        """Publish from this client (QoS 1) and wait until the broker has it."""
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
     def close(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
