@@ -49,7 +49,7 @@ def collect(sub: Subscriber, want, timeout: float, what: str, found: dict | None
     deadline = time.monotonic() + timeout
     while not want(found):
         assert time.monotonic() < deadline, f"timed out waiting for {what}; have {sorted(found)}"
-        for m in sub.drain(quiet=0.2):
+        for m in sub.drain(quiet=0.2, limit=0.5):
             found[m.topic] = m.payload
     return found
 
@@ -113,7 +113,7 @@ def test_discovery_configs_are_valid_republished_and_cleared(
                 assert int(value) >= 0, (topic, payload, value)
 
         # Home Assistant restarts and says so: every config is sent again.
-        sub.drain(quiet=0.3)
+        sub.drain(quiet=0.3, limit=1.0)
         sub.publish("homeassistant/status", "online")  # Home Assistant's birth message
         again = collect(sub, lambda f: configs.keys() <= f.keys(), 30, "the configs sent again after `online`")
         assert {t: json.loads(again[t]) for t in configs} == configs
@@ -121,7 +121,7 @@ def test_discovery_configs_are_valid_republished_and_cleared(
 
         # A reload removes the yard: its entities go (empty retained configs), and so does its status.
         write(config, mosquitto, fast_seg_model, street)
-        sub.drain(quiet=0.3)
+        sub.drain(quiet=0.3, limit=1.0)
         running.reload()
         yard_topics = {t for t, c in configs.items() if c["device"]["name"] == "yard"}
         cleared = collect(sub, lambda f: (yard_topics | {"site/cams/yard/status"}) <= f.keys(), 30, "yard cleared")

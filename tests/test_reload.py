@@ -36,7 +36,7 @@ def frames(stats: list[dict], name: str) -> list[int]:
 def wait_stats(sub_messages: list, sub: Subscriber, predicate, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        sub_messages.extend(sub.drain(quiet=0.2))
+        sub_messages.extend(sub.drain(quiet=0.2, limit=0.5))
         stats = [m.json() for m in sub_messages if m.topic == "t/stats"]
         if stats and predicate(stats[-1]["cameras"]):
             return
