@@ -100,13 +100,16 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import faulthandler
+
     from streamseg.config import load_config
     from streamseg.daemon import Daemon
 
+    faulthandler.enable()  # a fatal signal (the systemd watchdog's SIGABRT) prints every thread's stack first
     config = load_config(args.config)
     if args.log_level is None:
         logging.getLogger().setLevel(config.log_level.upper())
-    return Daemon(config, args.config).run()
+    return Daemon(config, args.config, log_level=args.log_level).run()
 
 
 def _predict(args: argparse.Namespace) -> int:

@@ -128,12 +128,17 @@ class CameraPipeline:
         self._needs_image = any(s.needs_image for s in sinks)
         self._tensors: list[np.ndarray] = []  # free input buffers
         self._rate = 0.0
+        # When the worker last got round its loop (monotonic): streamseg.health calls a worker whose heartbeat
+        # is older than `hang_timeout` hung. Waiting for a frame or for an engine to come back still beats;
+        # None while it waits for its outputs to drain at the end (each output's own write is watched).
+        self.heartbeat: float | None = time.monotonic()
         self._state_lock = threading.Lock()  # the source thread and the worker both change the state
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self) -> None:
+        self.heartbeat = time.monotonic()
         self._set_state(CameraState.STARTING)
         for sink in self.sinks:
             sink.start()
@@ -175,6 +180,7 @@ class CameraPipeline:
         pending: deque[_InFlight] = deque()
         try:
             while True:
+                self.heartbeat = time.monotonic()
                 # Keep the stage fed: take every frame the decoder has ready, up to the depth; wait for one
                 # only when nothing is in flight.
                 while len(pending) < self.stage.depth:
@@ -272,7 +278,7 @@ class CameraPipeline:
                     if self._engine_error is None:
                         self._engine_error = str(exc)
                         self._refresh()
-                    if self._stop.wait(backoff.next()):
+                    if self._pause(backoff.next()):
                         return None
                 item.future = self.stage.submit(item.tensor)
                 continue
@@ -281,6 +287,15 @@ class CameraPipeline:
                 self._engine_error = None
                 self._refresh()
             return inference
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait `seconds`, beating meanwhile (waiting for the engine is not hanging); True if stopped."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            self.heartbeat = time.monotonic()
+            if self._stop.wait(min(left, 0.5)):
+                return True
+        return False
 
     def _tensor(self) -> np.ndarray:
         """A free input buffer (allocated through the stage: page-locked for CUDA engines)."""
@@ -299,6 +314,7 @@ class CameraPipeline:
         if self.events is not None and self.events.active:
             end_events = self.events.finish(time.time())
             self.stats.events += len(end_events)
+        self.heartbeat = None
         for sink in self.sinks:  # all drain at once: a failing sink's bounded wait does not add up
             sink.request_stop(end_events)
         for sink in self.sinks:

@@ -45,10 +45,17 @@ class SecretFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is replaced whole.
-        unique = sorted({s for s in secrets if len(s) >= MIN_SECRET_LEN}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, unique))) if unique else None
+        self._secrets: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
         self._handlers: list[logging.Handler] = []
+        self.add(secrets)
+
+    def add(self, secrets: Iterable[str]) -> None:
+        """Hide these secrets too (a reloaded config's); the earlier ones stay hidden."""
+        self._secrets |= {s for s in secrets if len(s) >= MIN_SECRET_LEN}
+        # Longest first, so a secret that contains another is replaced whole.
+        unique = sorted(self._secrets, key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, unique))) if unique else None
 
     @classmethod
     def from_config(cls, config: AppConfig) -> SecretFilter:

@@ -140,14 +140,22 @@ class Subscriber:
             if msg.topic == topic and (payload is None or msg.text == payload):
                 return msg
 
-    def drain(self, quiet: float = 0.3) -> list[Message]:
-        """Everything received until nothing arrives for `quiet` seconds."""
+    def drain(self, quiet: float = 0.3, limit: float | None = None) -> list[Message]:
+        """Everything received until nothing arrives for `quiet` seconds, or for at most `limit` seconds (a
+        daemon that publishes all the time is never quiet)."""
         out = []
-        while True:
+        end = None if limit is None else time.monotonic() + limit
+        while end is None or time.monotonic() < end:
+            wait = quiet if end is None else max(0.0, min(quiet, end - time.monotonic()))
             try:
-                out.append(self.messages.get(timeout=quiet))
+                out.append(self.messages.get(timeout=wait))
             except queue.Empty:
                 return out
+        return out
+
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        """Publish from this client (QoS 1) and wait until the broker has it."""
+        self._client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
 
     def close(self) -> None:
         self._client.disconnect()

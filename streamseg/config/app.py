@@ -10,6 +10,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from streamseg.config.base import Section
 from streamseg.config.camera import CameraConfig
+from streamseg.config.homeassistant import HomeAssistantConfig
 from streamseg.config.mqtt import MqttConfig
 from streamseg.config.outputs import path_collisions
 
@@ -34,6 +35,17 @@ class AppConfig(Section):
     metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="Address the metrics server listens on (0.0.0.0: every interface)."
     )
+    hang_timeout: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Seconds a camera's worker may go without progress, or an output spend in one write, before it "
+        "counts as hung: the systemd watchdog pings stop (systemd restarts the daemon) and health checks fail. "
+        "Waiting for frames or for an inference server is not hanging.",
+    )
+    homeassistant: HomeAssistantConfig = Field(
+        default_factory=HomeAssistantConfig, description="Home Assistant MQTT discovery."
+    )
 
     @field_validator("cameras")
     @classmethod
@@ -46,6 +58,16 @@ class AppConfig(Section):
             what = "camera name {} is not a valid MQTT topic level" if len(bad) == 1 else "camera names {} are not"
             raise ValueError(f"{what.format(names)}: camera names may use only letters, digits, '_' and '-'")
         return cameras
+
+    @model_validator(mode="after")
+    def _discovery_needs_mqtt(self) -> AppConfig:
+        if self.homeassistant.enabled and self.mqtt is None:
+            problem = "needs the mqtt section: discovery configs go to the broker"
+            error = InitErrorDetails(
+                type=PydanticCustomError("needs_mqtt", problem), loc=("homeassistant", "enabled"), input=True
+            )
+            raise ValidationError.from_exception_data(type(self).__name__, [error])
+        return self
 
     @model_validator(mode="after")
     def _outputs_overwrite_nothing(self, info: ValidationInfo) -> AppConfig:

@@ -94,12 +94,21 @@ class StagePool:
         key = self.key(cfg)
         stage = self._stages.get(key)
         if stage is None:
-            stage = self._stages[key] = self._build(key, cameras).start()
+            stage = self._build(key, cameras).start()
+            self._stages = {**self._stages, key: stage}  # replaced, not changed: `stages` is read on other threads
         return stage
 
     @property
     def stages(self) -> list[InferenceStage]:
         return list(self._stages.values())
+
+    def retain(self, keys: set[StageKey]) -> list[InferenceStage]:
+        """Close and forget the stages whose key is not in `keys` (no camera uses them any more); the closed."""
+        closed = [stage for key, stage in self._stages.items() if key not in keys]
+        self._stages = {key: stage for key, stage in self._stages.items() if key in keys}
+        for stage in closed:
+            stage.close()
+        return closed
 
     def close(self) -> None:
         """Close every stage (they stay listed, with their stats, for the final report)."""

@@ -100,6 +100,7 @@ class Sink(ABC):
         self.label: str | None = None  # overrides `target` in messages (e.g. the MQTT sink's outbox path)
         self.on_change: Callable[[Sink], None] | None = None  # called when `error` changes (on any thread)
         self.busy_s = 0.0  # time spent in write(), for bench per-stage figures
+        self.busy_since: float | None = None  # monotonic start of the write() or finish() running now (health.py)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
@@ -223,9 +224,11 @@ class Sink(ABC):
         delay = self.retry_initial
         while True:
             t0 = time.perf_counter()
+            self.busy_since = time.monotonic()
             try:
                 handle(item)
             except Exception as exc:  # one broken sink must not take the camera down
+                self.busy_since = None
                 self.busy_s += time.perf_counter() - t0
                 self.failures += 1
                 self._failed(exc)
@@ -238,6 +241,7 @@ class Sink(ABC):
                     time.sleep(min(delay, left))
                 delay = min(2 * delay, self.retry_max)
                 continue
+            self.busy_since = None
             self.busy_s += time.perf_counter() - t0
             if self.error is not None:
                 log.warning(

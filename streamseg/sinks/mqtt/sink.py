@@ -51,6 +51,7 @@ class MqttSink(Sink):
         self.needs_image = self.snapshots is not None  # the pipeline copies frames only for sinks that ask
         self._counts: dict[str, int] = {}  # topic suffix -> count last published (sink thread only)
         self._lines: dict[str, dict[str, Counter[str]]] = {}  # line -> direction -> label -> crossings
+        self.retained: set[str] = set()  # topic suffixes under the camera published retained (cleared on removal)
 
     @classmethod
     def from_config(cls, camera: str, cfg: CameraConfig, publisher: MqttPublisher, *, detections: bool) -> MqttSink:
@@ -90,6 +91,7 @@ class MqttSink(Sink):
             count = counts.get(suffix, 0)
             if count != self._counts.get(suffix, 0):
                 self.publisher.publish(f"{self.camera}/{suffix}", count, retain=True)
+                self.retained.add(suffix)
         self._counts = {k: v for k, v in counts.items() if v}
 
     def _publish_events(self, events: list, image: np.ndarray | None) -> None:
@@ -98,6 +100,7 @@ class MqttSink(Sink):
             if self.snapshots is not None and event.type == EventType.NEW and image is not None:
                 jpeg = snapshot_jpeg(image, event.after.get("box"), self.snapshots)
                 self.publisher.publish(f"{self.camera}/snapshot", jpeg, retain=True)
+                self.retained.add("snapshot")
 
     def _publish_lines(self, result: FrameResult) -> None:
         if not any(result.crossings):
@@ -110,3 +113,4 @@ class MqttSink(Sink):
                 changed.add(line)
         for line in sorted(changed):
             self.publisher.publish(f"{self.camera}/lines/{line}", line_payload(self._lines[line]), retain=True)
+            self.retained.add(f"lines/{line}")

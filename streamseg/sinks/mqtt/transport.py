@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as mqtt
@@ -159,6 +160,7 @@ class MqttPublisher:
         self._count_lock = threading.Lock()
         self._throttles = {loss: Throttle() for loss in (*LOSSES, "sender")}
         self._status: dict[str, dict[str, Any]] = {}  # camera -> last status payload
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}  # topic filter -> on_message
         self._started = self._closed = False
 
         self._client = make_client(
@@ -316,15 +318,26 @@ class MqttPublisher:
         large or its topic invalid). Other messages to a broker that is down wait in paho's memory queue
         (QoS >= 1).
         """
+        return self.publish_topic(self.topic(topic_suffix), payload, retain=retain, qos=qos, kind=kind)
+
+    def publish_topic(
+        self,
+        topic: str,
+        payload: dict | str | int | bytes,
+        *,
+        retain: bool = False,
+        qos: int | None = None,
+        kind: str | None = None,
+    ) -> bool:
+        """`publish` to a whole topic, outside `{prefix}` (Home Assistant's discovery topics)."""
         if self._closed:
-            log.debug("MQTT: publish to %s after close ignored", topic_suffix)
+            log.debug("MQTT: publish to %s after close ignored", topic)
             return False
         qos = self.qos if qos is None else qos
         if isinstance(payload, bytes):
             data = payload
         else:
             data = (dumps(payload) if isinstance(payload, dict) else str(payload)).encode()
-        topic = self.topic(topic_suffix)
         data = self._fit(topic, data, qos, kind)  # here too: what can never be sent takes no room on disk
         if data is None:
             return False
@@ -470,6 +483,33 @@ class MqttPublisher:
                 except Exception as exc:  # never let one message end the sender: the rest must flow
                     self._give_up(row.id, "rejected", "MQTT: cannot publish to %r: %r; dropped", row.topic, exc)
 
+    def subscribe(self, topic: str, on_message: Callable[[str, bytes], None]) -> None:
+        """Call `on_message(topic, payload)` (on paho's network thread) for each message on the `topic` filter,
+        subscribed again on every reconnection (QoS 1)."""
+
+        def deliver(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            try:
+                on_message(message.topic, message.payload)
+            except Exception:  # a broken handler must not take paho's network thread down
+                log.exception("MQTT: handling a message on %s failed", message.topic)
+
+        self._subscriptions[topic] = on_message
+        self._client.message_callback_add(topic, deliver)
+        self._client.subscribe(topic, qos=1)  # not connected: refused here, made by _on_connect
+
+    def unsubscribe(self, topic: str) -> None:
+        self._subscriptions.pop(topic, None)
+        self._client.message_callback_remove(topic)
+        self._client.unsubscribe(topic)
+
+    def forget(self, camera: str, suffixes: Iterable[str] = ()) -> None:
+        """A camera removed from the config: clear its retained status and the retained `{camera}/{suffix}`
+        topics (counts, lines, snapshot), so that subscribers no longer see it; it is not `stopped` at close."""
+        with self._lock:
+            self._status.pop(camera, None)
+        for suffix in ["status", *suffixes]:
+            self.publish(f"{camera}/{suffix}", b"", retain=True, qos=1)
+
     def status(self, camera: str, state: str, *, fps: float | None = None, error: str | None = None) -> None:
         """Retained `{prefix}/{camera}/status`; `since` moves only when the state changes."""
         state = CameraState(state)  # ValueError for a word that is not a state
@@ -550,6 +590,8 @@ class MqttPublisher:
             statuses = list(self._status.items())
         for camera, payload in statuses:
             self.publish(f"{camera}/status", payload, retain=True, qos=1)
+        for topic in list(self._subscriptions):
+            client.subscribe(topic, qos=1)
         # Only now: `online` goes out before the outbox backlog, and whoever waits for the connection
         # finds `online` already in flight (wait_idle then covers it).
         self._connected.set()
