@@ -1,0 +1,126 @@
+"""The HTTP server of a real daemon: every endpoint, /healthz through a camera outage, a reload."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import cv2
+import numpy as np
+
+from tests.http.conftest import Served, wait_until
+
+
+def jpeg(body: bytes) -> np.ndarray:
+    image = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None, "not a JPEG"
+    return image
+
+
+def test_status_page_api_and_metrics(served: Served) -> None:
+    status, body, headers = served.get("/")
+    assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8" and b"/static/app.js" in body
+    assert served.get("/api/cameras", token=None)[0] == 401
+
+    status, body, _ = served.get("/api/cameras")
+    assert status == 200
+    api = json.loads(body)
+    bikes, door = api["cameras"]["bikes"], api["cameras"]["door"]
+    assert bikes["state"] == door["state"] == "streaming"
+    assert bikes["frames"] > 0 and bikes["fps"] > 0 and bikes["source_fps"] == 25.0
+    assert bikes["zones"] == ["road"] and bikes["lines"] == ["middle"]
+    for key in ("dropped", "reconnects", "latency_ms", "inference_ms"):
+        assert isinstance(bikes[key], int | float), key
+    live = bikes["live"]
+    assert live["size"] == [640, 272] and set(live["zones"]) == {"road"} and set(live["lines"]) == {"middle"}
+    assert live["lines"]["middle"].keys() == {"in", "out", "labels"}
+    wait_until(lambda: json.loads(served.get("/api/cameras")[1])["cameras"]["bikes"]["live"]["events"], 30, "events")
+    wait_until(lambda: json.loads(served.get("/api/cameras")[1])["cameras"]["bikes"]["live"]["counts"], 30, "counts")
+    event = json.loads(served.get("/api/cameras")[1])["cameras"]["bikes"]["live"]["events"][0]
+    assert event["camera"] == "bikes" and event["type"] in ("new", "update", "end")
+    # fps in: the decode rate, measured between two requests (the file is read at 25 fps, processed at 10)
+    time.sleep(1.5)
+    fps_in = json.loads(served.get("/api/cameras")[1])["cameras"]["bikes"]["fps_in"]
+    assert 15 < fps_in < 35, fps_in
+
+    status, body, headers = served.get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain")
+    text = body.decode()
+    assert 'streamseg_camera_state{camera="door",state="streaming"} 1.0' in text
+    assert 'streamseg_camera_frames_total{camera="bikes"}' in text
+    assert 'streamseg_sink_written_total{camera="bikes",sink="live"}' in text
+
+
+def test_snapshot_is_the_latest_annotated_frame(served: Served) -> None:
+    status, body, headers = served.get("/cameras/bikes/snapshot.jpg")
+    assert status == 200 and headers["Content-Type"] == "image/jpeg"
+    first = jpeg(body)
+    assert first.shape == (272, 640, 3)
+    # the road zone's outline and the middle line are drawn in the overlay colour (#ffd400: BGR 0, 212, 255)
+    column = first[5:125, 318:323].reshape(-1, 3).astype(int)
+    assert (np.abs(column - [0, 212, 255]).sum(axis=1) < 90).mean() > 0.5
+    time.sleep(0.5)
+    status, body, headers2 = served.get("/cameras/bikes/snapshot.jpg")
+    assert int(headers2["X-Frame"]) > int(headers["X-Frame"])
+    assert np.abs(jpeg(body).astype(int) - first).mean() > 1  # the video moved on
+    assert jpeg(served.get("/cameras/door/snapshot.jpg")[1]).shape == (240, 320, 3)
+    status, body, _ = served.get("/cameras/nope/snapshot.jpg")
+    assert status == 404 and json.loads(body) == {"error": "no camera 'nope' is running"}
+
+
+def test_mjpeg_streams_new_frames_at_most_live_fps(served: Served) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(
+        served.url + "/cameras/bikes/mjpeg", headers={"Authorization": f"Bearer {served.token}"}
+    )
+    live = next(s for s in served.daemon.cameras["bikes"].sinks if s.kind == "live")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.headers["Content-Type"] == "multipart/x-mixed-replace; boundary=streamseg-frame"
+        t0 = time.monotonic()
+        data = b""
+        while data.count(b"--streamseg-frame") < 13:
+            data += response.read1(65536)
+            assert time.monotonic() - t0 < 20, "fewer than 12 parts in 20 s"
+        spent = time.monotonic() - t0
+        assert live.viewers == 1
+    parts = data.split(b"--streamseg-frame\r\n")[1:13]
+    images = []
+    for part in parts:
+        head, _, rest = part.partition(b"\r\n\r\n")
+        assert b"Content-Type: image/jpeg" in head
+        length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+        images.append(jpeg(rest[:length]))
+    assert spent > 0.9, f"12 parts in {spent:.2f} s: more than live_fps (10)"
+    assert np.abs(images[-1].astype(int) - images[0]).mean() > 1
+    wait_until(lambda: live.viewers == 0, 5, "the viewer to be counted as gone")
+
+
+def test_healthz_follows_a_camera_outage(served: Served) -> None:
+    status, body, _ = served.get("/healthz")
+    assert status == 200 and json.loads(body)["healthy"] is True
+    assert served.get("/healthz", token=None)[0] == 401
+    served.rtsp.stop()
+    try:
+        wait_until(lambda: served.get("/healthz")[0] == 503, 30, "/healthz to say 503 once the RTSP server is gone")
+        body = json.loads(served.get("/healthz")[1])
+        assert body["healthy"] is False
+        assert body["cameras"]["door"]["state"] == "reconnecting" and body["cameras"]["door"]["healthy"] is False
+        assert body["cameras"]["door"]["alive"] is True  # waiting for a camera is not hanging
+        assert body["cameras"]["bikes"]["healthy"] is True  # the other camera is fine
+    finally:
+        served.rtsp.start()
+    wait_until(lambda: served.get("/healthz")[0] == 200, 60, "/healthz to say 200 once the RTSP server is back")
+
+
+def test_the_server_survives_a_reload_that_restarts_one_camera(served: Served) -> None:
+    daemon = served.daemon
+    server, door, bikes = daemon.http, daemon.cameras["door"], daemon.cameras["bikes"]
+    served.write_config(bikes_conf=0.3)
+    served.reload()
+    assert daemon.cameras["bikes"] is not bikes and daemon.cameras["door"] is door  # only bikes restarted
+    assert daemon.http is server  # http: unchanged, the same server goes on
+    wait_until(lambda: served.get("/cameras/bikes/snapshot.jpg")[0] == 200, 30, "a snapshot from the new camera")
+    status, body, _ = served.get("/api/cameras")
+    assert status == 200 and set(json.loads(body)["cameras"]) == {"bikes", "door"}
+    served.write_config()
