@@ -84,7 +84,8 @@ class HttpConfig(Section):
     auth: HttpAuthConfig | None = Field(
         None,
         description="Who may read the server: a bearer token or HTTP basic auth. Required unless `host` is a "
-        "loopback address; `/healthz` always needs it too when it is set.",
+        "loopback address. When set, every answer needs it (`/healthz` too), except, with a token, the status "
+        "page's own files: the page asks for the token.",
     )
     live_fps: float = Field(
         10.0,
