@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -76,8 +77,8 @@ class HttpServer:
         self.closing = threading.Event()
         files = resources.files("streamseg.http") / "static"
         self._static = {path: (files / name).read_bytes() for path, (name, _) in STATIC.items()}
-        self._httpd = ThreadingHTTPServer((cfg.host, cfg.port), _handler(self))
-        self._httpd.daemon_threads = True  # an open MJPEG stream never holds up the daemon's exit
+        host = cfg.host.strip("[]")
+        self._httpd = (_Server6 if ":" in host else _Server)((host, cfg.port), _handler(self))
         self.host, self.port = self._httpd.server_address[:2]
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="http", daemon=True)
         self._thread.start()
@@ -115,6 +116,14 @@ class HttpServer:
 
     def _json(self, body: Any) -> bytes:
         return self.watched.redact(json.dumps(body, default=str)).encode()
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # an open MJPEG stream never holds up the daemon's exit
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6  # host `::1`, `::`
 
 
 def _url_host(host: str) -> str:

@@ -98,7 +98,8 @@ class LiveSink(Sink):
     def jpeg(self) -> tuple[int, bytes] | None:
         """(number, JPEG) of the latest frame with its detections, zones and lines drawn; None before the first."""
         with self._encode:
-            latest, seq = self._latest, self.seq
+            with self._new:
+                latest, seq = self._latest, self.seq
             if latest is None or latest.image is None:
                 return None
             if self._jpeg is not None and self._jpeg[0] == seq:
@@ -128,6 +129,7 @@ class LiveSink(Sink):
                 "events": list(self._events)[::-1],  # newest first
                 "viewers": self.viewers,
                 "jpegs": self.encoded,
+                "jpeg_ms": round(1000 * self.encode_s / self.encoded, 2) if self.encoded else None,
             }
 
 

@@ -138,6 +138,14 @@ def test_token_auth_leaves_only_the_page_itself_open() -> None:
         server.close()
 
 
+def test_ipv6_loopback() -> None:
+    server = HttpServer(HttpConfig(host="::1", port=0), NoCameras())
+    try:
+        assert server.url.startswith("http://[::1]:") and get(server.url + "/healthz")[0] == 200
+    finally:
+        server.close()
+
+
 def test_a_port_in_use_is_an_oserror_the_daemon_logs() -> None:
     server = HttpServer(HttpConfig(port=0), NoCameras())
     try:
