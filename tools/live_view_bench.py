@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/live_view_bench.py [--repeat 3] [--model M.onnx] [--source bikes.mp4]
 
-Each repeat runs, one after the other, the same file camera (every frame, as fast as inference goes) three ways:
+Each repeat runs, one after the other, the same file camera (looped, every frame, as fast as inference goes; timed
+over frames 50 to 450, after the start) three ways:
 without `http:`, with `http:` and nobody watching, and with one MJPEG viewer reading /cameras/{name}/mjpeg at
 `live_fps: 25`. It prints each run's frames per second, the medians, the throughput of each mode as a ratio of
 the no-http run of the same repeat, and the live output's own costs: its per-frame bookkeeping (ms on its thread)
@@ -29,6 +30,7 @@ from tests.mqtt_broker import free_port  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 MODES = ("no http", "http, idle", "http, 1 viewer")
+WARMUP, FRAMES = 50, 400  # frames processed before timing starts, and timed
 
 
 def config(model: Path, source: Path, port: int | None) -> str:
@@ -39,7 +41,7 @@ defaults:
   tracker: {{type: bytetrack}}
 cameras:
   cam:
-    source: {{url: {source}}}
+    source: {{url: {source}, loop: true}}
     zones:
       road: {{points: [[0, 130], [640, 130], [640, 272], [0, 272]], min_overlap: 0.3}}
     lines:
@@ -60,30 +62,35 @@ def viewer(url: str, stop: threading.Event, parts: list[int]) -> None:
 
 
 def run(model: Path, source: Path, mode: str, workdir: Path) -> dict:
+    """The camera's steady rate: frames WARMUP to WARMUP + FRAMES (the file loops), timed by polling."""
     port = free_port() if mode != "no http" else None
     path = workdir / f"{mode.replace(' ', '_').replace(',', '')}.yaml"
     path.write_text(config(model, source, port))
     daemon = Daemon(load_config(path), path)
     stop, parts = threading.Event(), [0]
     thread = threading.Thread(target=daemon.run, kwargs={"handle_signals": False}, daemon=True)
-    t0 = time.monotonic()
     thread.start()
     daemon.started.wait(60)
-    reader = None
     if mode == "http, 1 viewer":
         url = f"http://127.0.0.1:{port}/cameras/cam/mjpeg"
-        reader = threading.Thread(target=viewer, args=(url, stop, parts), daemon=True)
-        reader.start()
-    thread.join()
-    elapsed = time.monotonic() - t0
-    stop.set()
+        threading.Thread(target=viewer, args=(url, stop, parts), daemon=True).start()
     camera = daemon.cameras["cam"]
     live = next((s for s in camera.sinks if s.kind == "live"), None)
-    out = {"fps": camera.stats.frames / elapsed, "frames": camera.stats.frames, "parts": parts[0]}
+    marks = {}
+    for target in (WARMUP, WARMUP + FRAMES):
+        while camera.stats.frames < target:
+            time.sleep(0.005)
+        marks[target] = (time.perf_counter(), live.busy_s if live else 0.0, live.written if live else 0)
+        marks[target] += (live.encode_s if live else 0.0, live.encoded if live else 0, parts[0])
+    daemon.stop()
+    thread.join()
+    stop.set()
+    (t0, busy0, n0, enc0, jpegs0, parts0), (t1, busy1, n1, enc1, jpegs1, parts1) = marks.values()
+    out = {"fps": FRAMES / (t1 - t0), "frames": FRAMES, "parts": parts1 - parts0}
     if live is not None:
-        out["bookkeeping_ms"] = 1000 * live.busy_s / max(live.written, 1)
-        out["jpeg_ms"] = 1000 * live.encode_s / live.encoded if live.encoded else None
-        out["jpegs"] = live.encoded
+        out["bookkeeping_ms"] = 1000 * (busy1 - busy0) / max(n1 - n0, 1)
+        out["jpegs"] = jpegs1 - jpegs0
+        out["jpeg_ms"] = 1000 * (enc1 - enc0) / out["jpegs"] if out["jpegs"] else None
     return out
 
 

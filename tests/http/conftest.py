@@ -26,7 +26,7 @@ class Served:
     daemon: object  # streamseg.daemon.Daemon
     rtsp: RtspServer
     config: Path
-    write_config: object  # (bikes_conf: float) -> None: the same config with another conf for camera bikes
+    write_config: object  # (bikes_conf=0.25, live_fps=10) -> None: the config with other values of these
 
     def get(self, path: str, *, token: str | None = "", timeout: float = 10) -> tuple[int, bytes, dict]:
         """(status, body, headers); `token` None sends no Authorization header, "" the right token."""
@@ -47,9 +47,11 @@ def wait_until(predicate, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-def config_text(model: Path, bikes: Path, rtsp_url: str, port: int, token: str, bikes_conf: float = 0.25) -> str:
+def config_text(
+    model: Path, bikes: Path, rtsp_url: str, port: int, token: str, bikes_conf: float = 0.25, live_fps: float = 10
+) -> str:
     return f"""
-http: {{port: {port}, auth: {{token: "{token}"}}, live_fps: 10}}
+http: {{port: {port}, auth: {{token: "{token}"}}, live_fps: {live_fps}}}
 defaults:
   model: {{path: {model}, threads: 1}}
 cameras:
@@ -81,8 +83,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     config = tmp_path_factory.mktemp("http") / "cameras.yaml"
     port = free_port()
 
-    def write_config(bikes_conf: float = 0.25) -> None:
-        config.write_text(config_text(model, bikes, rtsp.url("test"), port, token, bikes_conf))
+    def write_config(bikes_conf: float = 0.25, live_fps: float = 10) -> None:
+        config.write_text(config_text(model, bikes, rtsp.url("test"), port, token, bikes_conf, live_fps))
 
     write_config()
     running = InProcess(config)

@@ -128,7 +128,18 @@ def test_the_server_survives_a_reload_that_restarts_one_camera(served: Served) -
     wait_until(lambda: served.get("/cameras/bikes/snapshot.jpg")[0] == 200, 30, "a snapshot from the new camera")
     status, body, _ = served.get("/api/cameras")
     assert status == 200 and set(json.loads(body)["cameras"]) == {"bikes", "door"}
+
+    # http: changed: the server restarts on the same port with the new settings, no camera restarts
+    bikes = daemon.cameras["bikes"]
+    served.write_config(bikes_conf=0.3, live_fps=5)
+    served.reload()
+    assert daemon.http is not server and daemon.http.cfg.live_fps == 5 and daemon.http.url == served.url
+    assert daemon.cameras["bikes"] is bikes and daemon.cameras["door"] is door
+    status, body, _ = served.get("/api/cameras")
+    assert status == 200 and json.loads(body)["live_fps"] == 5
+    assert served.get("/cameras/door/snapshot.jpg")[0] == 200
     served.write_config()
+    served.reload()
 
 
 def test_a_viewer_that_stops_reading_never_holds_up_a_file_camera(
