@@ -78,13 +78,8 @@ def key_points(detections: sv.Detections) -> sv.KeyPoints | None:
     if kpts is None or len(kpts) == 0:
         return None
     kpts = np.asarray(kpts, dtype=np.float32)
-    score = kpts[..., 2] if kpts.shape[-1] == 3 else None
-    return sv.KeyPoints(
-        xy=np.ascontiguousarray(kpts[..., :2]),
-        class_id=detections.class_id,
-        confidence=score,
-        visible=None if score is None else score >= KEYPOINT_VISIBLE,
-    )
+    visible = kpts[..., 2] >= KEYPOINT_VISIBLE if kpts.shape[-1] == 3 else None
+    return sv.KeyPoints(xy=np.ascontiguousarray(kpts[..., :2]), class_id=detections.class_id, visible=visible)
 
 
 def draw_overlays(image: np.ndarray, zones: Mapping[str, ZoneConfig], lines: Mapping[str, LineConfig]) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from streamseg.detections import KEYPOINTS
 from streamseg.engines import create_engine
 from streamseg.errors import ModelError
 from streamseg.models import YoloModel
+from streamseg.sinks.annotate import annotate
 from streamseg.sinks.serialize import detection_dicts
 from tests.models import pose_graphs
 from tests.sinks.schemas import validator
@@ -123,3 +125,51 @@ def test_keypoints_in_the_wire_format(tmp_path: Path, mask_format: str) -> None:
     # a keypoint that is not [x, y] or [x, y, v] breaks the schema
     bad = {**d, "keypoints": [[1.0, 2.0, 0.5, 7.0]]}
     assert not validator("detections").is_valid(_payload([bad]))
+
+
+def test_annotate_draws_the_seen_keypoints_and_the_skeleton(tmp_path: Path) -> None:
+    """A skeleton edge joins two seen keypoints; a hidden keypoint (visibility 0.1) gets no dot."""
+    big = np.zeros((480, 640, 3), dtype=np.uint8)
+    det = sv.Detections(
+        xyxy=np.array([[100, 50, 500, 450]], dtype=np.float32),
+        confidence=np.array([0.9], dtype=np.float32),
+        class_id=np.array([0]),
+        data={"class_name": np.array(["person"])},
+    )
+    kpts = np.zeros((1, 17, 3), dtype=np.float32)
+    kpts[0, :, :2] = np.random.default_rng(3).uniform((150, 100), (400, 300), (17, 2))
+    kpts[0, :, 2] = 0.9
+    kpts[0, 3] = (600, 470, 0.1)  # the left ear, hidden, away from every other keypoint and the box
+    det.data[KEYPOINTS] = kpts
+    plain = annotate(big.copy(), _without_keypoints(det))
+    drawn = annotate(big.copy(), det)
+    changed = np.any(drawn != plain, axis=2)
+    (x0, y0), (x3, y3) = kpts[0, 0, :2].astype(int), kpts[0, 3, :2].astype(int)
+    assert changed[y0, x0]  # the nose's dot
+    assert not changed[y3, x3]  # the hidden ear: no dot, and no edge ends there
+    # COCO skeleton edge left shoulder (5) - right shoulder (6): its midpoint is painted
+    mid = ((kpts[0, 5, :2] + kpts[0, 6, :2]) / 2).astype(int)
+    assert changed[mid[1], mid[0]]
+    det.data[KEYPOINTS][0, 3, 2] = 0.9  # seen: now the ear has its dot
+    assert np.any(annotate(big.copy(), det)[y3, x3] != plain[y3, x3])
+
+
+def _without_keypoints(det: sv.Detections) -> sv.Detections:
+    out = det[np.arange(len(det))]
+    del out.data[KEYPOINTS]
+    return out
+
+
+def test_predict_json_has_keypoints(tmp_path: Path) -> None:
+    import cv2
+
+    from tests.cli.test_cli import streamseg
+
+    model = pose_graphs.multitask_graph(tmp_path / "multitask.onnx")
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), IMAGE)
+    proc = streamseg("predict", "--model", str(model), "--source", str(image))
+    assert proc.returncode == 0, proc.stderr
+    (d,) = json.loads(proc.stdout)["detections"]
+    assert d["keypoints"] == [[40.0 + 2 * k, 12.0 + 4 * k, 0.9 if k % 2 == 0 else 0.1] for k in range(17)]
+    assert d["mask"]["format"] == "polygon" and d["box"] == BOX_IMAGE
