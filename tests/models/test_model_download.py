@@ -187,3 +187,30 @@ def test_predict_with_a_model_id_from_the_mirror(
     proc = streamseg("predict", "--model", "yolo11n-seg-640", "--source", str(bus_jpg))
     assert proc.returncode != 0
     assert "without network" in one_line_error(proc)
+
+
+def test_a_camera_whose_model_cannot_be_downloaded_fails_alone(
+    tmp_path: Path, cache: Path, fast_seg_model: Path, bikes_mp4: Path
+) -> None:
+    """The daemon: the camera on an unreachable mirror fails with the offline message, the other one runs."""
+    url = _offline_url()
+    config = tmp_path / "cameras.yaml"
+    config.write_text(
+        f"""
+cameras:
+  good:
+    source: {{url: {bikes_mp4}, loop: false}}
+    fps: 1
+    model: {{path: {fast_seg_model}}}
+    outputs: {{jsonl: {{path: out/good.jsonl}}}}
+  offline:
+    source: {{url: {bikes_mp4}, loop: false}}
+    model: {{path: {MODEL_ID}, mirror: '{url}'}}
+"""
+    )
+    proc = streamseg("run", str(config))
+    assert proc.returncode == 1, proc.stderr  # a camera failed
+    assert "Traceback" not in proc.stderr
+    assert f"cannot download {url}/{MODEL_ID}.onnx" in proc.stderr and "without network" in proc.stderr
+    frames = (tmp_path / "out" / "good.jsonl").read_text().splitlines()
+    assert len(frames) >= 9  # 10 s at fps 1
