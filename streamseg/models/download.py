@@ -45,16 +45,16 @@ def download_model(
     url = model_url(mirror, model_id)
     name = f"{model_id}.onnx"
     target = cache / name
-    expected = (sha256 or "").strip().lower() or _mirror_sha256(mirror, name)
     try:
         response = urllib.request.urlopen(url, timeout=TIMEOUT_S)  # noqa: S310 - the operator's mirror URL
     except urllib.error.HTTPError as exc:
-        raise ModelError(
-            f"model {model_id!r}: the mirror has no {name} ({redact_url(url)}: HTTP {exc.code} {exc.reason}); "
-            f"check the model ID and the mirror URL (model.mirror or $STREAMSEG_MODEL_URL)"
-        ) from None
+        raise _missing(model_id, url, f"HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
+        if isinstance(getattr(exc, "reason", None), FileNotFoundError):  # a file:// mirror without it
+            raise _missing(model_id, url, "no such file") from None
         raise _offline(model_id, url, target, exc) from None
+    # the model's URL answered, so the network is up: now the checksum list (a slow mirror is not waited on twice)
+    expected = (sha256 or "").strip().lower() or _mirror_sha256(mirror, name)
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -136,6 +136,13 @@ def _mirror_sha256(mirror: str, name: str) -> str:
         if len(parts) == 2 and parts[1].lstrip("*") == name and len(parts[0]) == 64:
             return parts[0].lower()
     return ""
+
+
+def _missing(model_id: str, url: str, why: str) -> ModelError:
+    return ModelError(
+        f"model {model_id!r}: the mirror has no {model_id}.onnx ({redact_url(url)}: {why}); check the model ID "
+        "and the mirror URL (model.mirror or $STREAMSEG_MODEL_URL)"
+    )
 
 
 def _offline(model_id: str, url: str, target: Path, exc: BaseException) -> ModelError:

@@ -110,7 +110,7 @@ def test_resolve_downloads_once_then_the_cache_serves_it_offline(
     assert any("downloading yolov8n-seg-640.onnx: 50% of 13.8 MB" in m for m in messages), messages
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("downloaded without a checksum" in m for m in warnings), warnings
-    assert mirror.requests == ["/models/SHA256SUMS", f"/models/{MODEL_ID}.onnx"]
+    assert mirror.requests == [f"/models/{MODEL_ID}.onnx", "/models/SHA256SUMS"]
     # cache hit: the mirror is gone (no network), the ID still resolves, nothing is asked for
     mirror.close()
     monkeypatch.setenv("STREAMSEG_MODEL_URL", _offline_url())
@@ -149,6 +149,16 @@ def test_no_network_says_exactly_what_to_do(cache: Path) -> None:
 def test_an_id_the_mirror_lacks(mirror: Mirror, cache: Path) -> None:
     with pytest.raises(ModelError, match=r"the mirror has no yolo11x-seg-640.onnx \(.*HTTP 404"):
         resolve_model("yolo11x-seg-640", mirror=mirror.url)
+
+
+def test_a_file_mirror(tmp_path: Path, cache: Path, mirror: Mirror, untrained_v8_640: Path) -> None:
+    """A mirror on a mounted disk (file://) works the same, checksum included."""
+    mirror.sums(**{MODEL_ID: _sha256(untrained_v8_640)})
+    url = (mirror.folder / "models").as_uri()
+    assert resolve_model(MODEL_ID, mirror=url).read_bytes() == untrained_v8_640.read_bytes()
+    with pytest.raises(ModelError, match=r"the mirror has no yolo11x-seg-640.onnx \(.*no such file"):
+        resolve_model("yolo11x-seg-640", mirror=url)
+    assert mirror.requests == []
 
 
 def test_without_a_mirror_the_message_names_the_ways_to_get_it(cache: Path) -> None:
