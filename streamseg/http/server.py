@@ -115,7 +115,17 @@ class HttpServer:
         return self.watched.cameras.get(name)
 
     def _json(self, body: Any) -> bytes:
-        return self.watched.redact(json.dumps(body, default=str)).encode()
+        return json.dumps(self._redacted(body), default=str).encode()
+
+    def _redacted(self, value: Any) -> Any:
+        """Every string in `value` without the config's secrets (an error may quote a URL); numbers untouched."""
+        if isinstance(value, str):
+            return self.watched.redact(value)
+        if isinstance(value, dict):
+            return {k: self._redacted(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redacted(v) for v in value]
+        return value
 
 
 class _Server(ThreadingHTTPServer):

@@ -18,6 +18,8 @@ from tests.mqtt_broker import free_port
 from tests.rtsp import RtspServer, gst_rtsp_available
 from tests.service import InProcess
 
+CAMERA_PASSWORD = "cam-pw-s3cr3t"  # in the RTSP camera's URL: never in an answer
+
 
 @dataclass
 class Served:
@@ -84,7 +86,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
 
     def write_config(bikes_conf: float = 0.25, live_fps: float = 10) -> None:
-        config.write_text(config_text(model, bikes, rtsp.url("test"), port, token, bikes_conf, live_fps))
+        url = rtsp.url("test", userinfo=f"admin:{CAMERA_PASSWORD}")
+        config.write_text(config_text(model, bikes, url, port, token, bikes_conf, live_fps))
 
     write_config()
     running = InProcess(config)

@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.http.conftest import Served, wait_until
+from tests.http.conftest import CAMERA_PASSWORD, Served, wait_until
 from tests.mqtt_broker import free_port
 from tests.service import InProcess
 
@@ -35,6 +35,7 @@ def test_status_page_api_and_metrics(served: Served) -> None:
     assert bikes["state"] == door["state"] == "streaming"
     assert bikes["frames"] > 0 and bikes["fps"] > 0 and bikes["source_fps"] == 25.0
     assert bikes["zones"] == ["road"] and bikes["lines"] == ["middle"]
+    assert door["source"] == f"rtsp://admin:***@127.0.0.1:{served.rtsp.port}/test" and CAMERA_PASSWORD not in str(body)
     for key in ("dropped", "reconnects", "latency_ms", "inference_ms"):
         assert isinstance(bikes[key], int | float), key
     live = bikes["live"]
@@ -113,6 +114,9 @@ def test_healthz_follows_a_camera_outage(served: Served) -> None:
         assert body["cameras"]["door"]["state"] == "reconnecting" and body["cameras"]["door"]["healthy"] is False
         assert body["cameras"]["door"]["alive"] is True  # waiting for a camera is not hanging
         assert body["cameras"]["bikes"]["healthy"] is True  # the other camera is fine
+        api = served.get("/api/cameras")[1]
+        error = json.loads(api)["cameras"]["door"]["error"]
+        assert error and "admin:***@" in error and CAMERA_PASSWORD not in str(api), error
     finally:
         served.rtsp.start()
     wait_until(lambda: served.get("/healthz")[0] == 200, 60, "/healthz to say 200 once the RTSP server is back")
