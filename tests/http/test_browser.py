@@ -22,7 +22,7 @@ KEEP = os.environ.get("STREAMSEG_KEEP_SCREENSHOT")  # a path: the page's second 
 @pytest.fixture
 def browser() -> Iterator[object]:
     if CHROMIUM is None or DRIVER is None:
-        pytest.skip("no headless Chromium: apt-get install chromium chromium-driver (tools/system-deps.sh)")
+        pytest.skip("no headless Chromium: apt-get install chromium chromium-driver (tools/system-deps.sh tests)")
     webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -e .[dev])")
     from selenium.webdriver.chrome.service import Service
 
