@@ -14,7 +14,6 @@ shows at once. Requests are logged at debug level without their query string; cr
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import re
@@ -49,6 +48,7 @@ STATIC = {  # path -> (file in streamseg/http/static, content type)
 CAMERA_PATH = re.compile(r"/cameras/([A-Za-z0-9_-]+)/(snapshot\.jpg|mjpeg)")
 BOUNDARY = "streamseg-frame"
 MJPEG_IDLE_S = 1.0  # how often an MJPEG stream with no new frame checks whether it should end
+CLIENT_TIMEOUT_S = 30.0  # a connection that sends or takes nothing for this long is closed (its thread ends)
 
 
 class Watched(Protocol):
@@ -131,6 +131,10 @@ class HttpServer:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # an open MJPEG stream never holds up the daemon's exit
 
+    def handle_error(self, request: object, client_address: tuple) -> None:
+        """A connection that broke outside a request (the base class prints a traceback to stderr)."""
+        log.debug("http: connection from %s ended with an error", client_address[0], exc_info=True)
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6  # host `::1`, `::`
@@ -151,6 +155,7 @@ class _Handler(BaseHTTPRequestHandler):
     app: HttpServer
     server_version = "streamseg"
     protocol_version = "HTTP/1.1"
+    timeout = CLIENT_TIMEOUT_S  # socket timeout: an idle keep-alive connection, a viewer that stopped reading
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         pass  # the base class writes every request to stderr; see log_request
@@ -166,8 +171,10 @@ class _Handler(BaseHTTPRequestHandler):
             challenge = {"WWW-Authenticate": auth.challenge}
             self._send(HTTPStatus.UNAUTHORIZED, b'{"error": "unauthorized"}', extra=challenge)
             return
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client went away
+        try:
             self._route(path)
+        except OSError:  # the client went away, or stopped reading (CLIENT_TIMEOUT_S)
+            self.close_connection = True
 
     def _route(self, path: str) -> None:
         app = self.app
