@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -142,6 +144,22 @@ def test_ipv6_loopback() -> None:
     server = HttpServer(HttpConfig(host="::1", port=0), NoCameras())
     try:
         assert server.url.startswith("http://[::1]:") and get(server.url + "/healthz")[0] == 200
+    finally:
+        server.close()
+
+
+def test_a_connection_that_sends_nothing_is_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each connection has a thread: one that sends nothing (or stops reading) must not keep it forever."""
+    from streamseg.http import server as module
+
+    monkeypatch.setattr(module._Handler, "timeout", 0.5)  # CLIENT_TIMEOUT_S is 30 s
+    server = HttpServer(HttpConfig(port=0), NoCameras())
+    try:
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        t0 = time.monotonic()
+        assert idle.recv(1) == b""  # closed by the server
+        assert time.monotonic() - t0 < 5
+        assert get(server.url + "/healthz")[0] == 200  # and the server goes on
     finally:
         server.close()
 
