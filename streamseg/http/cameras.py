@@ -28,16 +28,19 @@ def live_sink(camera: CameraPipeline | None) -> LiveSink | None:
 
 
 def healthz(
-    cameras: Mapping[str, CameraPipeline], failed: Mapping[str, str], hang_timeout: float
+    cameras: Mapping[str, CameraPipeline], failed: Mapping[str, str], hang_timeout: float, *, started: bool = True
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, body): healthy when every camera streams or ended cleanly (streamseg.health); a camera that could
-    not even start is not."""
+    not even start is not, and neither is a daemon still starting its cameras (`started` false)."""
     ok, details = health(cameras, hang_timeout=hang_timeout)
     for name, error in failed.items():
         details[name] = {"state": str(CameraState.FAILED), "healthy": False, "alive": True, "hung": None}
         details[name]["error"] = error
-    ok = ok and not failed
-    return ok, {"healthy": ok, "cameras": details}
+    ok = ok and not failed and started
+    body: dict[str, Any] = {"healthy": ok, "cameras": details}
+    if not started:
+        body["starting"] = True
+    return ok, body
 
 
 class InputRate:

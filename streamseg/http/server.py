@@ -56,6 +56,7 @@ class Watched(Protocol):
 
     cameras: Mapping[str, CameraPipeline]
     failed: Mapping[str, str]
+    started: threading.Event  # set once every camera has been started (or has failed to)
 
     @property
     def hang_timeout(self) -> float: ...
@@ -101,7 +102,7 @@ class HttpServer:
 
     def healthz(self) -> tuple[bool, bytes]:
         w = self.watched
-        ok, body = healthz(dict(w.cameras), dict(w.failed), w.hang_timeout)
+        ok, body = healthz(dict(w.cameras), dict(w.failed), w.hang_timeout, started=w.started.is_set())
         return ok, self._json(body)
 
     def cameras_json(self) -> bytes:

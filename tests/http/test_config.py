@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -86,6 +87,10 @@ class NoCameras:
     failed: dict = {}
     hang_timeout = 30.0
 
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.started.set()
+
     def redact(self, text: str) -> str:
         return text
 
@@ -144,6 +149,19 @@ def test_ipv6_loopback() -> None:
     server = HttpServer(HttpConfig(host="::1", port=0), NoCameras())
     try:
         assert server.url.startswith("http://[::1]:") and get(server.url + "/healthz")[0] == 200
+    finally:
+        server.close()
+
+
+def test_healthz_says_503_while_the_cameras_are_being_started() -> None:
+    watched = NoCameras()
+    watched.started.clear()
+    server = HttpServer(HttpConfig(port=0), watched)
+    try:
+        status, body, _ = get(server.url + "/healthz")
+        assert status == 503 and body == b'{"healthy": false, "cameras": {}, "starting": true}'
+        watched.started.set()
+        assert get(server.url + "/healthz")[0] == 200
     finally:
         server.close()
 
