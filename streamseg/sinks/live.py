@@ -2,9 +2,12 @@
 
 The sink's own thread keeps what the status page shows (the latest result, label / zone / line counts, the last
 events), for every frame, in order. It never encodes: a viewer asks for `jpeg()`, which annotates and encodes the
-latest frame once, shared by every viewer of that frame. A viewer slower than the camera simply gets the newest
-frame next time; the frames it never saw cost nothing and never delay MQTT (submit never blocks, not even for a
-file whose other outputs wait).
+latest frame once, shared by every viewer of that frame. The camera even copies its frames for the live view only
+while someone watches: an open MJPEG stream, or a snapshot asked for in the last WATCH_S seconds (the status page
+asks several times a second); the first snapshot after a quiet spell waits for the next frame.
+
+A viewer slower than the camera simply gets the newest frame next time; the frames it never saw cost nothing and
+never delay MQTT (submit never blocks, not even for a file whose other outputs wait).
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from streamseg.sinks.annotate import annotate, draw_overlays
 from streamseg.sinks.base import FrameResult, Sink
 from streamseg.sinks.mqtt.topics import label_counts, line_payload, zone_counts
 
+WATCH_S = 10.0  # a snapshot keeps the camera copying frames for the live view this long
+FIRST_FRAME_S = 2.0  # how long the first snapshot after a quiet spell waits for a frame with its image
+
 
 class LiveSink(Sink):
     """Keeps the camera's latest frame and counts for the HTTP server (streamseg.http)."""
 
-    needs_image: ClassVar[bool] = True
     kind: ClassVar[str] = "live"
 
     def __init__(
@@ -55,6 +60,12 @@ class LiveSink(Sink):
         self._new = threading.Condition()  # notified on each result
         self._encode = threading.Lock()  # one encoder per camera: viewers of one frame share its JPEG
         self._jpeg: tuple[int, bytes] | None = None  # (seq, JPEG) of the last frame encoded
+        self._wanted_until = 0.0  # monotonic time until which a snapshot viewer counts as watching
+
+    @property
+    def needs_image(self) -> bool:  # type: ignore[override]
+        """Whether the camera should copy its frames for this output now: only while someone watches."""
+        return self.viewers > 0 or time.monotonic() < self._wanted_until
 
     @classmethod
     def from_config(cls, camera: str, cfg: CameraConfig, *, quality: int = 75, events: int = 20) -> LiveSink:
@@ -95,10 +106,14 @@ class LiveSink(Sink):
         with self._new:
             self.viewers += change
 
-    def jpeg(self) -> tuple[int, bytes] | None:
-        """(number, JPEG) of the latest frame with its detections, zones and lines drawn; None before the first."""
+    def jpeg(self, wait: float = FIRST_FRAME_S) -> tuple[int, bytes] | None:
+        """(number, JPEG) of the latest frame with its detections, zones and lines drawn. The latest result may have
+        no image (nobody watched when it was made): then this waits up to `wait` seconds for one that has. None
+        when there is none (no frame yet, or the camera has stopped)."""
+        self._wanted_until = time.monotonic() + WATCH_S
         with self._encode:
             with self._new:
+                self._new.wait_for(lambda: self._latest is not None and self._latest.image is not None, wait)
                 latest, seq = self._latest, self.seq
             if latest is None or latest.image is None:
                 return None

@@ -74,7 +74,7 @@ def test_wait_wakes_on_a_new_frame() -> None:
         assert sink.wait(0, timeout=10) == 1
     finally:
         sink.stop()
-    assert sink.jpeg() is not None and LiveSink("x").jpeg() is None
+    assert sink.jpeg() is not None and LiveSink("x").jpeg(wait=0.05) is None
 
 
 def test_never_waits_even_for_a_file_camera() -> None:
@@ -84,3 +84,22 @@ def test_never_waits_even_for_a_file_camera() -> None:
     assert not sink.block_when_full
     accepted = [sink.submit(r) for r in results]
     assert sum(accepted) == 8 and sink.dropped == 12
+
+
+def test_the_camera_copies_frames_for_it_only_while_someone_watches() -> None:
+    sink = LiveSink("front")
+    assert not sink.needs_image  # nobody watches: the camera does not even copy its frames for it
+    sink.watch(+1)
+    assert sink.needs_image  # an MJPEG viewer
+    sink.watch(-1)
+    assert not sink.needs_image
+    sink.start()
+    try:
+        unwatched = result(0, ["person"])
+        unwatched.image = None  # made while nobody watched
+        sink.submit(unwatched)
+        threading.Timer(0.2, lambda: sink.submit(result(1, ["person"]))).start()
+        seq, _ = sink.jpeg()  # the first snapshot after a quiet spell waits for a frame with its image
+        assert seq == 2 and sink.needs_image  # and for a while the camera copies frames again
+    finally:
+        sink.stop()
