@@ -1,7 +1,7 @@
-"""`streamseg run`: the lifecycle. Start the publisher, the metrics and every camera; watch them; reload the
-config on SIGHUP; drain cleanly on SIGTERM. What it builds comes from their own modules (inference.pool, sinks,
-sinks.mqtt, homeassistant), what it reports from report.py, what counts as healthy from health.py, and what it
-tells systemd goes through systemd.py.
+"""`streamseg run`: the lifecycle. Start the publisher, the metrics, the HTTP server and every camera; watch
+them; reload the config on SIGHUP; drain cleanly on SIGTERM. What it builds comes from their own modules
+(inference.pool, sinks, sinks.mqtt, homeassistant, http), what it reports from report.py, what counts as healthy
+from health.py, and what it tells systemd goes through systemd.py.
 
 SIGHUP reload (on its own thread, so the cameras and the watchdog keep going): the config is read and validated
 as `streamseg validate` does; an invalid one is refused with one log line and nothing changes. Otherwise only
@@ -53,6 +53,7 @@ class Daemon:
         # server's `lambda: daemon.cameras`, the metrics) always see a whole dict.
         self.cameras: dict[str, CameraPipeline] = {}
         self.metrics: Any | None = None  # streamseg.metrics.MetricsServer when metrics_port is set
+        self.http: Any | None = None  # streamseg.http.HttpServer when `http:` is set
         self.failed: dict[str, str] = {}  # cameras that could not even start (replaced too)
         self.started = threading.Event()  # set once every camera has been started (or has failed to)
         self.reloads = 0  # reloads done (refused ones included)
@@ -79,6 +80,7 @@ class Daemon:
         try:
             self._start_publisher()
             self._start_metrics()
+            self._start_http()
             self._start_discovery()
             self._start_cameras()
         finally:
@@ -106,6 +108,14 @@ class Daemon:
     def stats(self) -> dict[str, Any]:
         return report.stats(self.cameras, self.failed, self.pool.stages)
 
+    @property
+    def hang_timeout(self) -> float:
+        return self.config.hang_timeout
+
+    def redact(self, text: str) -> str:
+        """`text` without any secret of the config (for what the HTTP server answers)."""
+        return self.secrets.redact(text)
+
     # -- start -------------------------------------------------------------------------------------
     def _start_publisher(self) -> None:
         if self.config.mqtt is not None:
@@ -122,6 +132,17 @@ class Daemon:
             self.metrics = MetricsServer(lambda: self.cameras, self.config.metrics_host, self.config.metrics_port)
         except OSError as exc:  # port taken: the cameras matter more than the metrics
             log.error("metrics: cannot listen on %s:%d: %s", self.config.metrics_host, self.config.metrics_port, exc)
+
+    def _start_http(self) -> None:
+        if self.config.http is None:
+            return
+        from streamseg.http import HttpServer
+
+        cfg = self.config.http
+        try:
+            self.http = HttpServer(cfg, self)
+        except OSError as exc:  # port taken, unreadable token_file: the cameras matter more than the page
+            log.error("http: cannot serve on %s:%d: %s", cfg.host, cfg.port, self.secrets.redact(str(exc)))
 
     def _start_discovery(self) -> None:
         if self.config.homeassistant.enabled and self.publisher is not None:
@@ -150,7 +171,7 @@ class Daemon:
         try:
             stage = self.pool.stage(cfg.model, cameras=sharing)
             model = YoloModel.from_config(stage.info, cfg.model)
-            sinks = build_sinks(name, cfg, self.publisher, mqtt_detections=detections)
+            sinks = build_sinks(name, cfg, self.publisher, mqtt_detections=detections, live=self.config.http)
             pipeline = CameraPipeline(name, cfg, model, stage, sinks, on_status=self._on_status)
             if self.discovery is not None:
                 self._discover(name, pipeline)
@@ -230,6 +251,8 @@ class Daemon:
                 self.publisher.close()
             if self.metrics is not None:
                 self.metrics.close()
+            if self.http is not None:
+                self.http.close()
             self.pool.close()
 
     def _publish_stats(self) -> None:
@@ -340,6 +363,11 @@ class Daemon:
                 self.metrics.close()
                 self.metrics = None
             self._start_metrics()
+        if "http" in changes.applied:
+            if self.http is not None:
+                self.http.close()
+                self.http = None
+            self._start_http()  # the cameras kept keep their live view; without one before, they get it on restart
         if "homeassistant" in changes.applied:
             ha = new.homeassistant
             if self.discovery is not None and (

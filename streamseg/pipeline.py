@@ -125,7 +125,6 @@ class CameraPipeline:
         self._announced = False  # the first state is published even though `state` starts as "starting"
         for sink in sinks:
             sink.on_change = self._on_sink
-        self._needs_image = any(s.needs_image for s in sinks)
         self._tensors: list[np.ndarray] = []  # free input buffers
         self._rate = 0.0
         # When the worker last got round its loop (monotonic): streamseg.health calls a worker whose heartbeat
@@ -206,7 +205,8 @@ class CameraPipeline:
                 self._rate = self._processing_rate()  # known once the source has opened the stream
             with self.times("preprocess"):
                 tensor, letterbox = self.model.preprocess(frame.image, self._tensor())
-                image = frame.image.copy() if self._needs_image else None
+                # asked per frame: the live view wants images only while someone watches
+                image = frame.image.copy() if any(s.needs_image for s in self.sinks) else None
         finally:
             frame.release()
         future = self.stage.submit(tensor)

@@ -24,7 +24,8 @@ MASK = "***"
 
 def config_secrets(config: AppConfig) -> list[str]:
     """Every secret value in `config`: camera URL passwords and secret parameters, secret-named FFmpeg
-    options (e.g. an auth token), the MQTT password (also when read from `password_file`)."""
+    options (e.g. an auth token), the MQTT password (also when read from `password_file`), the HTTP token and
+    password."""
     found: list[str] = []
     for camera in config.cameras.values():
         found += url_secrets(camera.source.url)
@@ -33,6 +34,10 @@ def config_secrets(config: AppConfig) -> list[str]:
     if mqtt is not None:
         with contextlib.suppress(OSError):  # the daemon reports an unreadable password_file itself
             found.append(mqtt.read_password() or "")
+    auth = config.http.auth if config.http is not None else None
+    if auth is not None:
+        with contextlib.suppress(OSError):  # the HTTP server reports an unreadable token_file itself
+            found += [auth.read_token() or "", auth.read_password() or ""]
     return found
 
 

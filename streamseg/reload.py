@@ -11,9 +11,9 @@ from typing import Any
 
 from streamseg.config.app import AppConfig
 
-# Global settings a reload applies at once; every other top-level section that changed (mqtt, http, ...) takes
+# Global settings a reload applies at once; every other top-level section that changed (mqtt, ...) takes
 # effect at the next restart (the daemon says so in one log line).
-APPLIED = ("log_level", "stats_interval", "hang_timeout", "metrics_port", "metrics_host", "homeassistant")
+APPLIED = ("log_level", "stats_interval", "hang_timeout", "metrics_port", "metrics_host", "homeassistant", "http")
 CAMERA_SECTIONS = ("cameras", "defaults")  # compared camera by camera, after merging
 
 

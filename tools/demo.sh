@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Set up and run the demo: the real YOLOv8n-seg on ../shared/media/bikes.mp4, with a local MQTT broker.
 # Writes out/bikes.mp4 (annotated), out/bikes.jsonl (detections + events) and out/mqtt.log (what a subscriber saw).
+#   bash tools/demo.sh --live   instead: the video looped in real time, watched on http://127.0.0.1:8080/
+#                               (pipelines/demo-live.yaml; HTTP_PORT=... for another port; Ctrl-C stops it)
 set -euo pipefail
+live=""
+case "${1:-}" in
+    --live) live=1 ;;
+    "") ;;
+    *) echo "usage: bash tools/demo.sh [--live]" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 export STREAMSEG_SHARED="${STREAMSEG_SHARED:-$(cd .. && pwd)/shared}"
 if [ ! -f "$STREAMSEG_SHARED/models/yolov8n-seg-320.onnx" ]; then
@@ -25,6 +33,12 @@ if command -v mosquitto_sub >/dev/null && [ -x /usr/sbin/mosquitto ]; then
     sleep 0.5
     mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'streamseg/#' -v > out/mqtt.log & sub_pid=$!
     echo "demo: MQTT broker on 127.0.0.1:$MQTT_PORT, subscriber writing out/mqtt.log"
+fi
+if [ -n "$live" ]; then
+    .venv/bin/streamseg validate pipelines/demo-live.yaml
+    echo "demo: open http://127.0.0.1:${HTTP_PORT:-8080}/ to watch the annotated video live; Ctrl-C stops"
+    .venv/bin/streamseg run pipelines/demo-live.yaml || true  # Ctrl-C ends it
+    exit 0
 fi
 .venv/bin/streamseg validate pipelines/demo.yaml
 .venv/bin/streamseg run pipelines/demo.yaml

@@ -11,6 +11,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from streamseg.config.base import Section
 from streamseg.config.camera import CameraConfig
 from streamseg.config.homeassistant import HomeAssistantConfig
+from streamseg.config.http import HttpConfig
 from streamseg.config.mqtt import MqttConfig
 from streamseg.config.outputs import path_collisions
 
@@ -29,8 +30,17 @@ class AppConfig(Section):
     )
     stats_interval: float = Field(10.0, gt=0, description="Seconds between stats messages.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level.")
+    http: HttpConfig | None = Field(
+        None,
+        description="One HTTP server: status page `/`, `/healthz`, `/metrics`, `/api/cameras`, live views. Omit it "
+        "and none runs.",
+    )
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (/metrics); null: off."
+        None,
+        ge=0,
+        le=65535,
+        description="A separate Prometheus-only server on this port (/metrics); null: off. With `http:` the same "
+        "metrics are also at http://{http.host}:{http.port}/metrics.",
     )
     metrics_host: str = Field(
         "127.0.0.1", min_length=1, description="Address the metrics server listens on (0.0.0.0: every interface)."

@@ -35,6 +35,11 @@ class SourceConfig(Section):
         min_length=1,
     )
     loop: bool = Field(False, description="Files only: start again at the end instead of ending the camera.")
+    realtime: bool = Field(
+        False,
+        description="Files only: read at the file's own frame rate, as a camera delivers frames, instead of as fast "
+        "as inference goes (to watch a file live; with `loop`, forever). Ignored for live sources.",
+    )
     live: bool | None = Field(
         None,
         description="Whether the source is a live camera (reconnects, never waits for inference) or a recording "

@@ -6,14 +6,21 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from streamseg.config.camera import CameraConfig
+    from streamseg.config.http import HttpConfig
     from streamseg.sinks.base import Sink
     from streamseg.sinks.mqtt import MqttPublisher
 
 
 def build_sinks(
-    camera: str, cfg: CameraConfig, publisher: MqttPublisher | None = None, *, mqtt_detections: bool = True
+    camera: str,
+    cfg: CameraConfig,
+    publisher: MqttPublisher | None = None,
+    *,
+    mqtt_detections: bool = True,
+    live: HttpConfig | None = None,
 ) -> list[Sink]:
-    """The camera's sinks, from its `outputs:` (and MQTT when there is a publisher), in a fixed order."""
+    """The camera's sinks, from its `outputs:` (MQTT when there is a publisher, the live view for the HTTP server
+    when `live`), in a fixed order."""
     sinks: list[Sink] = []
     if cfg.outputs.jsonl is not None:
         from streamseg.sinks.jsonl import JsonlSink
@@ -27,4 +34,8 @@ def build_sinks(
         from streamseg.sinks.mqtt import MqttSink
 
         sinks.append(MqttSink.from_config(camera, cfg, publisher, detections=mqtt_detections))
+    if live is not None:
+        from streamseg.sinks.live import LiveSink
+
+        sinks.append(LiveSink.from_config(camera, cfg, quality=live.jpeg_quality, events=live.events))
     return sinks

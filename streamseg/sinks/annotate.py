@@ -46,13 +46,15 @@ def labels(detections: sv.Detections) -> list[str]:
 
 
 def annotate(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
-    """Draw `detections` on the BGR `image` in place and return it.
+    """A copy of the BGR `image` with `detections` drawn on it; `image` itself is never changed: the frame is
+    shared by every sink of the camera (the video output, the live view and the MQTT snapshots read it at once).
 
     Colours follow the track id when the detections are tracked (so an object keeps its colour from
     frame to frame; unconfirmed tracks, id -1, share one colour), else the class. CompactMask masks
     are painted from their crops, never expanded to full-frame arrays. Pose models' keypoints are drawn as a
     skeleton (edges, then the keypoints), leaving out the keypoints the model does not see (visibility < 0.5).
     """
+    image = image.copy()
     if len(detections) == 0:
         return image
     if detections.tracker_id is not None:

@@ -84,7 +84,8 @@ class Sink(ABC):
     write as dropped), so the end of a stream never hangs on a dead output.
     """
 
-    needs_image: bool = False  # a class or instance attribute: the pipeline copies frames when any sink says so
+    # A class or instance attribute, or a property: the pipeline copies a frame when any sink says so, asked per frame.
+    needs_image: bool = False
     kind: ClassVar[str] = "sink"
     retry_initial: float = 0.5
     retry_max: float = 30.0

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 OPEN_TIMEOUT_S = 10.0  # connect / read timeout handed to FFmpeg (matters for network URLs)
 _POLL_S = 0.2  # how often a producer blocked on a full ring checks for stop()
 PTS_JUMP_S = 5.0  # live: a pts step back, or forward by more than this, is a clock reset (rebased)
+REALTIME_SLACK_S = 1.0  # realtime files: a reader this far behind its clock starts a new one
 # Files: give up after this long a run of refused packets with no frame decoded (20 s at 25 fps; a 4K keyframe
 # interval is well under 64 MiB). The run ends at the next decoded frame.
 MAX_BAD_PACKETS = 500
@@ -150,6 +151,7 @@ class VideoSource:
         *,
         ring: RingBuffer,
         loop: bool = False,
+        realtime: bool = False,
         options: dict[str, str] | None = None,
         format: str | None = None,
         fps: float | None = None,
@@ -166,6 +168,7 @@ class VideoSource:
         self.camera = camera
         self.url = url
         self.loop = loop
+        self.realtime = realtime and not is_live(url, live)  # a live source is paced by the camera itself
         self.options = dict(options or {})
         self.format = format
         self.ring = ring
@@ -202,6 +205,7 @@ class VideoSource:
         self._last_raw: float | None = None
         self._last_wall = 0.0
         self._rebase = False
+        self._clock: float | None = None  # realtime: monotonic time minus pts of the frames being paced
 
     @classmethod
     def from_config(
@@ -231,6 +235,7 @@ class VideoSource:
             cfg.url,
             ring=ring,
             loop=cfg.loop,
+            realtime=cfg.realtime,
             options=args.options,
             format=args.format,
             fps=fps,
@@ -451,6 +456,8 @@ class VideoSource:
         if not gate.admit(pts):
             self.frames_skipped += 1
             return
+        if self.realtime:
+            self._pace(pts)
         image = frame.to_ndarray(format="bgr24")  # swscale writes a new buffer; this is a view of it
         if (image.shape[1], image.shape[0]) != (self.width, self.height):
             if self.width:  # the ring reallocates slots per size; the video sink rescales
@@ -467,6 +474,16 @@ class VideoSource:
         slot, array = got
         np.copyto(array, image)  # the one copy: into the (possibly pinned) slot
         self.ring.publish(slot, camera=self.camera, index=index, pts=pts, capture_ts=capture_ts)
+
+    def _pace(self, pts: float) -> None:
+        """realtime: wait until the frame is due, `pts` seconds after the first one. A reader that fell behind
+        (inference slower than the file, a full ring) starts a new clock rather than rush to catch up."""
+        now = time.monotonic()
+        if self._clock is None or now - (self._clock + pts) > REALTIME_SLACK_S:
+            self._clock = now - pts
+        due = self._clock + pts - now
+        if due > 0 and self._stop.wait(due):
+            raise _Stopped
 
     def _pts(self, frame: av.VideoFrame) -> float:
         """Seconds within the stream, increasing across file loops, reconnects and camera clock resets."""

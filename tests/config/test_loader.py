@@ -329,3 +329,13 @@ def test_oversized_or_binary_files_are_refused_before_parsing(tmp_path: Path) ->
     binary = tmp_path / "binary.yaml"
     binary.write_bytes(b"cameras: \xff\xfe\n")
     assert problems(binary) == [f"{binary}: not a UTF-8 text file (byte 9)"]
+
+
+def test_live_demo_pipeline_is_valid(seg_model: Path, bikes_mp4: Path, monkeypatch) -> None:
+    """pipelines/demo-live.yaml (`bash tools/demo.sh --live`): the file looped in real time, the page on :8080."""
+    monkeypatch.setenv("STREAMSEG_SHARED", str(seg_model.parent.parent))
+    monkeypatch.delenv("HTTP_PORT", raising=False)
+    config = load_config(Path(__file__).parents[2] / "pipelines" / "demo-live.yaml")
+    source = config.cameras["bikes"].source
+    assert Path(source.url) == bikes_mp4 and source.loop and source.realtime and not source.is_live
+    assert config.http is not None and (config.http.host, config.http.port) == ("127.0.0.1", 8080)

@@ -187,3 +187,14 @@ def test_truncated_faststart_file_gives_the_frames_before_the_cut(bikes_mp4: Pat
     assert [f.index for f in frames] == list(range(len(frames)))
     if source.error is not None:
         _assert_one_line_naming(source.error, str(path))
+
+
+def test_realtime_reads_a_file_at_its_frame_rate(bikes_mp4: Path) -> None:
+    """realtime: frames come as a 25 fps camera delivers them (their capture times follow pts); without it the
+    same frames come several times faster."""
+    paced = _collect(VideoSource("bikes", str(bikes_mp4), realtime=True, ring=RingBuffer(4, "block")), limit=50)
+    fast = _collect(VideoSource("bikes", str(bikes_mp4), ring=RingBuffer(4, "block")), limit=50)
+    assert [f.index for f in paced] == list(range(50))
+    spent = paced[-1].capture_ts - paced[0].capture_ts
+    assert spent == pytest.approx(49 / 25, abs=0.25), spent
+    assert fast[-1].capture_ts - fast[0].capture_ts < 0.5 * 49 / 25
