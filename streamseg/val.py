@@ -15,7 +15,6 @@ import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -173,7 +172,9 @@ def coco_results(dets: sv.Detections, image_id: int, category_of: dict[int, int]
 def evaluate(gt: dict[str, Any], results: Sequence[dict[str, Any]], *, segm: bool = True) -> ValReport:
     """Box (and mask) mAP of `results` against the ground truth `gt` (COCO dicts), with a per-class breakdown."""
     coco_gt = _coco(gt)
-    box, box_classes = _cocoeval(coco_gt, [{k: v for k, v in r.items() if k != "segmentation"} for r in results], "bbox")
+    box, box_classes = _cocoeval(
+        coco_gt, [{k: v for k, v in r.items() if k != "segmentation"} for r in results], "bbox"
+    )
     mask, mask_classes = (None, {})
     if segm:
         mask, mask_classes = _cocoeval(coco_gt, [r for r in results if "segmentation" in r], "segm")
@@ -259,7 +260,11 @@ def agreement(
     segm = ref_model.task == "segment"
     names = dict(ref_model.names)
     ids = {cid: cid + 1 for cid in names}  # COCO category ids start at 1
-    gt: dict[str, Any] = {"images": [], "annotations": [], "categories": [{"id": ids[c], "name": n} for c, n in names.items()]}
+    gt: dict[str, Any] = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": ids[c], "name": n} for c, n in names.items()],
+    }
     results: list[dict[str, Any]] = []
     for image_id, image in enumerate(images, start=1):
         h, w = image.shape[:2]
