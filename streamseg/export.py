@@ -78,7 +78,7 @@ def _qdq(onnx: Path, args: argparse.Namespace) -> int:
     from streamseg.engines import create_engine
     from streamseg.engines.tensorrt_build import calibration_images
     from streamseg.models.letterbox import letterbox
-    from streamseg.quantize import forward_ms, quantize_qdq
+    from streamseg.quantize import compare_speed, quantize_qdq
     from streamseg.val import agreement
 
     out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}-int8-qdq.onnx")
@@ -89,7 +89,7 @@ def _qdq(onnx: Path, args: argparse.Namespace) -> int:
     images = list(calibration_images(args.calib, limit=min(AGREEMENT_FRAMES, args.calib_frames)))
     with create_engine(onnx, providers=["cpu"]) as fp32, create_engine(out, providers=["cpu"]) as int8:
         tensor = letterbox(images[0], fp32.info.imgsz)[0]
-        fp32_ms, int8_ms = forward_ms(fp32, tensor), forward_ms(int8, tensor)
+        fp32_ms, int8_ms = compare_speed(fp32, int8, tensor)
         print(
             f"speed (raw forward, median of 3): fp32 {fp32_ms:.1f} ms, int8 QDQ {int8_ms:.1f} ms "
             f"({fp32_ms / int8_ms:.2f}x)"
