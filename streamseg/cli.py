@@ -74,8 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", required=True, choices=list(ExportFormat), help="what to write")
     export.add_argument("--half", action="store_true", help="fp16 (TensorRT engine; Ultralytics export)")
     export.add_argument("--int8", action="store_true", help="int8: a QDQ ONNX for CPUs, or an int8 TensorRT engine")
-    export.add_argument("--calib", type=Path, metavar="VIDEO_OR_DIR", help="video or image folder to calibrate --int8 on")
+    export.add_argument(
+        "--calib", type=Path, metavar="VIDEO_OR_DIR", help="video or image folder to calibrate --int8 on"
+    )
     export.add_argument("--calib-frames", type=int, default=100, help="frames taken from --calib (default 100)")
+    export.add_argument(
+        "--float-head",
+        choices=["branches", "decode"],
+        default="branches",
+        help="--int8 on ONNX: what stays float, the decode and the box/class branches (default) or the decode only "
+        "(faster, scores further from fp32; see docs/models.md)",
+    )
     export.add_argument("--batch", type=int, default=1, help="largest batch of a TensorRT engine (default 1)")
     export.add_argument("--imgsz", type=int, help="input size of an export from .pt weights (Ultralytics' default)")
     export.add_argument("--out", type=Path, help="output file (default: beside the model / the engine cache)")

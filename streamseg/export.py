@@ -84,7 +84,7 @@ def _qdq(onnx: Path, args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else onnx.with_name(f"{onnx.stem}-int8-qdq.onnx")
     if out.resolve() == onnx.resolve():
         raise StreamsegError(f"--out {out}: would overwrite the float model")
-    result = quantize_qdq(onnx, args.calib, out, frames=args.calib_frames)
+    result = quantize_qdq(onnx, args.calib, out, frames=args.calib_frames, float_branches=args.float_head == "branches")
     print(f"int8 QDQ model: {out} (calibrated on {result.calib_frames} frames of {args.calib})")
     images = list(calibration_images(args.calib, limit=min(AGREEMENT_FRAMES, args.calib_frames)))
     with create_engine(onnx, providers=["cpu"]) as fp32, create_engine(out, providers=["cpu"]) as int8:

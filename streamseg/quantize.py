@@ -9,15 +9,9 @@ The output head stays in float (`float_head_nodes`): the decode after the last l
 and its fixed 1x1 conv, anchor arithmetic, the score sigmoid, the final Concat of boxes, scores and mask
 coefficients) and the prototype output's activation. Quantized, one uint8 scale serves box coordinates in pixels
 and scores in 0..1 at once, and every class score came out as the same value (1.5 was measured; 0.0 here with
-percentile calibration). The head's box and class branches (two small conv stacks per scale) stay float too.
-Measured here on a 2-core VNNI CPU (raw forward, medians of 3 alternating rounds, 16 calibration frames):
-
-| float part of the QDQ model | speed vs fp32 | against fp32 on bus, zidane and 11 bikes.mp4 frames |
-|---|---|---|
-| decode only | 1.5x | two overlapping cars of a bikes frame merge into one box |
-| decode + box branch | 1.4x | a car's box at IoU 0.89; small cars' scores off by up to 0.11 |
-| decode + box and class branches (this) | 1.25x | same objects, box IoU >= 0.95, scores within 0.08 |
-| Conv-only quantization (SiLU float) | 1.07x | no closer |
+percentile calibration). The head's box and class branches (two small conv stacks per scale) stay float too,
+unless `float_branches=False` (`--float-head decode`): what each choice cost and gave is measured in
+docs/models.md.
 
 Needs the `onnx` package (`pip install 'streamseg[export]'`); onnxruntime is always installed.
 """
@@ -57,11 +51,11 @@ def import_quantization(what: str) -> Any:
     return quantization
 
 
-def float_head_nodes(model: Any) -> list[str]:
+def float_head_nodes(model: Any, *, branches: bool = True) -> list[str]:
     """Names of the nodes that stay float: the decode (every node between a graph output and the last learned Conv
     of its branch, walking through the DFL's fixed-weight conv) and Ultralytics' box and class branches (`cv2.*`,
-    `cv3.*` of the head module that makes output0). The mask-coefficient branch, the prototypes, the backbone and
-    the neck are quantized."""
+    `cv3.*` of the head module that makes output0; `branches=False` quantizes them: faster, less faithful). The
+    mask-coefficient branch, the prototypes, the backbone and the neck are quantized."""
     producer = {out: node for node in model.graph.node for out in node.output}
     keep: dict[str, None] = {}
     stack = [producer[o.name] for o in model.graph.output if o.name in producer]
@@ -75,6 +69,8 @@ def float_head_nodes(model: Any) -> list[str]:
                 continue  # a learned layer: the walk ends here
         keep[node.name] = None
         stack += [producer[i] for i in node.input if i in producer]
+    if not branches:
+        return sorted(keep)
     head = producer.get(model.graph.output[0].name) if model.graph.output else None
     prefix = head.name.rsplit("/", 1)[0] + "/" if head is not None and "/" in head.name else None
     branches = [n.name for n in model.graph.node if prefix and n.name.startswith((f"{prefix}cv2.", f"{prefix}cv3."))]
@@ -90,8 +86,12 @@ class QuantizeResult:
     float_nodes: list[str]
 
 
-def quantize_qdq(onnx_path: Path, calib: Path, out: Path, *, frames: int = QDQ_CALIB_FRAMES) -> QuantizeResult:
-    """Write a QDQ int8 copy of `onnx_path` to `out`, calibrated on up to `frames` frames of `calib`."""
+def quantize_qdq(
+    onnx_path: Path, calib: Path, out: Path, *, frames: int = QDQ_CALIB_FRAMES, float_branches: bool = True
+) -> QuantizeResult:
+    """Write a QDQ int8 copy of `onnx_path` to `out`, calibrated on up to `frames` frames of `calib`.
+
+    float_branches: keep the head's box and class branches float (see float_head_nodes)."""
     quantization = import_quantization(f"int8 quantization of {onnx_path}")
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -118,7 +118,7 @@ def quantize_qdq(onnx_path: Path, calib: Path, out: Path, *, frames: int = QDQ_C
                 f"cannot prepare {onnx_path} for quantization: {' '.join(str(exc).split())[:200]}"
             ) from None
         model = onnx.load(str(prepared))
-        head = float_head_nodes(model)
+        head = float_head_nodes(model, branches=float_branches)
         log.info(
             "int8 calibration of %s on %d frames of %s; %d head nodes stay float",
             onnx_path.name,

@@ -134,7 +134,7 @@ def test_a_quantized_head_is_refused(
 ) -> None:
     from streamseg import quantize
 
-    monkeypatch.setattr(quantize, "float_head_nodes", lambda model: [])  # quantize everything, head included
+    monkeypatch.setattr(quantize, "float_head_nodes", lambda model, branches: [])  # quantize everything, head included
     with pytest.raises(ModelError, match="not probabilities; its output head was quantized"):
         quantize.quantize_qdq(fast_seg_model, bikes_mp4, tmp_path / "naive.onnx", frames=2)
 
@@ -153,6 +153,9 @@ def test_float_head_nodes_of_the_real_graph(fast_seg_model: Path) -> None:
     assert len(float_convs) == 2 * 3 * 3 + 1  # 3 convs per scale in the box and class branches, and the DFL's
     quantized = convs - head
     assert {n.split("/")[2][:3] for n in quantized if n.startswith("/model.22/")} == {"cv4", "pro"}
+
+    decode_only = set(float_head_nodes(onnx.load(str(fast_seg_model)), branches=False))  # --float-head decode
+    assert decode_only < head and {n for n in decode_only & convs} == {"/model.22/dfl/conv/Conv_quant_fp32"}
 
 
 def test_export_messages_are_one_line(tmp_path: Path, fast_seg_model: Path, bikes_mp4: Path) -> None:
