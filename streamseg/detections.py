@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import supervision as sv
 
+KEYPOINTS = "keypoints"  # Detections.data key of pose models: float32 (n, keypoints, 2 or 3) x, y[, visibility]
+
 
 def labels_of(detections: sv.Detections) -> list[str]:
     """Each detection's label: `data["class_name"]` when the model named it, else its class id as text."""

@@ -175,9 +175,8 @@ def check_scores(path: Path, tensor: np.ndarray) -> None:
     from streamseg.engines import create_engine
 
     with create_engine(path, providers=["cpu"]) as engine:
-        pred = engine.infer(tensor)[0][0]
-        nm = 32 if engine.info.task == "segment" else 0
-        scores = pred[4 : pred.shape[0] - nm]
+        pred = engine.infer(tensor)[0][0]  # 4 box values, the class scores, then mask coefficients / keypoints
+        scores = pred[4 : 4 + len(engine.info.names)]
     low, high, spread = float(scores.min()), float(scores.max()), float(scores.std())
     if low < -1e-3 or high > 1 + 1e-3 or spread < 1e-4:
         raise ModelError(

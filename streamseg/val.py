@@ -24,7 +24,7 @@ from streamseg.dataset import Dataset, DatasetError, load_dataset
 from streamseg.engines import Engine, create_engine
 from streamseg.errors import StreamsegError
 from streamseg.models.registry import resolve_model
-from streamseg.models.yolo import YoloModel
+from streamseg.models.yolo import MASK_TASKS, YoloModel
 from streamseg.sinks.serialize import detection_dicts
 from streamseg.timing import StageTimes
 
@@ -133,7 +133,7 @@ def validate(engine: Engine, model: YoloModel, dataset: Dataset) -> ValReport:
         with times("postprocess"):
             dets = model.postprocess(outputs, params, image.shape[:2])
         results += coco_results(dets, record.id, category_of)
-    report = evaluate(dataset.coco, results, segm=model.task == "segment")
+    report = evaluate(dataset.coco, results, segm=model.task in MASK_TASKS)
     report.model = engine.info.path.name
     report.speed_ms = {k: times.ms(k) for k in ("preprocess", "inference", "postprocess")}
     return report
@@ -257,7 +257,7 @@ def agreement(
     1.0 when the candidate finds the same objects with the same boxes and masks. Used after `export --int8`."""
     ref_model = YoloModel(reference.info, conf=conf)
     cand_model = YoloModel(candidate.info, conf=VAL_CONF)
-    segm = ref_model.task == "segment"
+    segm = ref_model.task in MASK_TASKS
     names = dict(ref_model.names)
     ids = {cid: cid + 1 for cid in names}  # COCO category ids start at 1
     gt: dict[str, Any] = {

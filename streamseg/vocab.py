@@ -85,6 +85,8 @@ class Task(StrEnum):
 
     DETECT = "detect"
     SEGMENT = "segment"
+    POSE = "pose"  # boxes and keypoints
+    MULTITASK = "multitask"  # the seeds' seg+pose head: boxes, masks and keypoints
 
 
 class EventType(StrEnum):

@@ -75,10 +75,23 @@ class ModelConfig(Section):
         ".onnx. tensorrt on an .onnx file builds (once, then cached) a TensorRT engine from it. triton: a Triton "
         "Inference Server runs the model (see `triton`).",
     )
+    mirror: str | None = Field(
+        None,
+        description="Where model IDs missing on disk are downloaded from: an http(s):// or file:// folder serving "
+        "<ID>.onnx (and optionally SHA256SUMS, as sha256sum writes it). null: $STREAMSEG_MODEL_URL; neither: no "
+        "download. Downloads go to the model cache, with a progress bar, checked against `sha256` or SHA256SUMS.",
+    )
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="The sha256 a downloaded model ID's file must have (it is refused otherwise); null: the "
+        "mirror's SHA256SUMS entry, if any.",
+    )
     path: str = Field(
         description="Model file (.onnx, .engine/.plan, .torchscript; relative to the config file) or a model ID "
-        "such as yolov8n-seg-640, looked up in $STREAMSEG_MODELS and ~/.cache/streamseg/models. With backend "
-        "triton the file is optional: class names and input size come from the server when it has them.",
+        "such as yolov8n-seg-640, looked up in $STREAMSEG_MODELS, then the model cache ($STREAMSEG_CACHE/models, "
+        "else ~/.cache/streamseg/models), then downloaded from the mirror (`mirror`). With backend triton the "
+        "file is optional: class names and input size come from the server when it has them.",
     )
     conf: float = Field(0.25, ge=0.0, le=1.0, description="Minimum class score to keep a detection.")
     iou: float = Field(0.7, ge=0.0, le=1.0, description="NMS IoU threshold.")
@@ -140,13 +153,13 @@ class ModelConfig(Section):
     @field_validator("path")
     @classmethod
     def _exists(cls, path: str, info: ValidationInfo) -> str:
-        """`validate` reports a model file that does not exist (it never loads the model itself); a Triton
-        server needs no local file."""
+        """`validate` reports a model file that does not exist (it never loads the model itself, nor downloads
+        one: an ID the mirror can provide passes); a Triton server needs no local file."""
         if (info.context or {}).get("check_models") and info.data.get("backend") != Backend.TRITON:
             from streamseg.models.registry import resolve_model
 
             try:
-                resolve_model(path, base_dir(info))
+                resolve_model(path, base_dir(info), mirror=info.data.get("mirror"), download=False)
             except ModelError as exc:
                 raise ValueError(str(exc)) from None
         return path

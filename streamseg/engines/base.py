@@ -14,7 +14,7 @@ class ModelInfo:
     """What the decoder needs to know about a model, read from the exported file's metadata."""
 
     path: Path
-    task: str  # "segment" | "detect" (what the Ultralytics metadata says)
+    task: str  # a vocab.Task: detect | segment | pose | multitask (the Ultralytics metadata, else the outputs)
     names: dict[int, str]  # class id -> label
     imgsz: tuple[int, int]  # network input (height, width)
     stride: int = 32
@@ -23,6 +23,7 @@ class ModelInfo:
     input_dtype: np.dtype = field(default_factory=lambda: np.dtype(np.float32))
     output_names: tuple[str, ...] = ()
     output_shapes: tuple[tuple[int | str | None, ...], ...] = ()
+    kpt_shape: tuple[int, int] | None = None  # (keypoints, 2 or 3 values each: x, y[, visibility]); pose heads
 
 
 class Engine(ABC):

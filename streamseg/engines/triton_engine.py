@@ -166,7 +166,8 @@ class TritonEngine(Engine):
             from streamseg.engines import read_model_info
 
             info = read_model_info(path)
-            return {"names": info.names, "imgsz": list(info.imgsz), "stride": info.stride, "task": info.task}
+            meta = {"names": info.names, "imgsz": list(info.imgsz), "stride": info.stride, "task": info.task}
+            return meta | ({"kpt_shape": list(info.kpt_shape)} if info.kpt_shape else {})
         log.warning(
             "Triton model %r has no metadata parameter and %s is not a local file: class names and input size "
             "are guessed from the shapes",

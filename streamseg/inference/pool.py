@@ -83,7 +83,7 @@ class StagePool:
     def _path(self, cfg: ModelConfig) -> Path:
         """The model file; a Triton server needs none (the path then only names the model)."""
         try:
-            return resolve_model(cfg.path, self.base_dir)
+            return resolve_model(cfg.path, self.base_dir, mirror=cfg.mirror, sha256=cfg.sha256)
         except ModelError:
             if cfg.backend != Backend.TRITON:
                 raise

@@ -87,3 +87,13 @@ def scale_boxes_to_image(xyxy: np.ndarray, params: LetterboxParams) -> np.ndarra
     xyxy[:, 0::2] = ((xyxy[:, 0::2] - left) / sx).clip(0, w)
     xyxy[:, 1::2] = ((xyxy[:, 1::2] - top) / sy).clip(0, h)
     return xyxy
+
+
+def scale_points_to_image(xy: np.ndarray, params: LetterboxParams) -> np.ndarray:
+    """Map input-space (..., 2) points (keypoints) back to the original image (in place) and clip them to it."""
+    left, top = params.pad
+    sx, sy = params.scale
+    h, w = params.image_shape
+    xy[..., 0] = ((xy[..., 0] - left) / sx).clip(0, w)
+    xy[..., 1] = ((xy[..., 1] - top) / sy).clip(0, h)
+    return xy

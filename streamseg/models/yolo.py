@@ -1,8 +1,15 @@
-"""YOLOv8 / YOLO11 detect and segment decoding (Ultralytics' non_max_suppression + process_mask).
+"""YOLOv8 / YOLO11 detect, segment, pose and seg+pose (multitask) decoding (Ultralytics' non_max_suppression,
+process_mask and pose postprocessing).
+
+The head's output0 is [1, 4 + classes + mask coefficients + keypoints, anchors]: the box (cx, cy, w, h), one score
+per class, then 32 mask coefficients (segment and multitask heads, with the prototypes [1, 32, h, w] as output1),
+then the keypoints (pose and multitask heads: kpt_shape[0] times x, y and, when kpt_shape[1] is 3, a visibility
+score already through the sigmoid; x and y in input pixels), as Ultralytics concatenates them.
 
 Masks are computed per box: only the prototype pixels under the box are multiplied out and resampled
 to the box's size in image pixels, then stored as crop RLEs in a supervision CompactMask. No
-full-frame mask is ever allocated.
+full-frame mask is ever allocated. Keypoints go into ``Detections.data["keypoints"]``: float32
+(n, keypoints, 2 or 3), x and y in image pixels, then the visibility score.
 """
 
 from __future__ import annotations
@@ -16,17 +23,21 @@ import supervision as sv
 from supervision.detection.compact_mask import CompactMask
 
 from streamseg.config.model import ModelConfig
+from streamseg.detections import KEYPOINTS
 from streamseg.engines.base import Engine, ModelInfo
 from streamseg.errors import ModelError
-from streamseg.models.letterbox import Letterbox, LetterboxParams, scale_boxes_to_image
+from streamseg.models.letterbox import Letterbox, LetterboxParams, scale_boxes_to_image, scale_points_to_image
+from streamseg.vocab import Task
 
-TASKS = ("detect", "segment")
+TASKS = tuple(Task)
+MASK_TASKS = (Task.SEGMENT, Task.MULTITASK)  # heads with mask prototypes (output1)
 MAX_WH = 7680  # Ultralytics' per-class box offset for class-aware NMS
 MAX_NMS = 30000  # at most this many candidates enter NMS (highest scores first)
 
 
 class YoloModel:
-    """The decoder of an Ultralytics YOLO detect/segment export: image -> input tensor, raw outputs -> detections.
+    """The decoder of an Ultralytics YOLO detect/segment/pose/multitask export: image -> input tensor, raw
+    outputs -> detections.
 
     It never runs the network itself (an engine or an inference stage does), so one model's decoding can
     overlap another frame's inference. preprocess reuses one letterbox canvas: one YoloModel per thread.
@@ -49,6 +60,8 @@ class YoloModel:
         self.agnostic_nms = agnostic_nms
         self.classes = None if classes is None else np.asarray(classes, dtype=np.int64)
         self.imgsz = info.imgsz
+        self.kpt_shape = info.kpt_shape if self.task in (Task.POSE, Task.MULTITASK) else None
+        self._nk = self.kpt_shape[0] * self.kpt_shape[1] if self.kpt_shape else 0
         self._check_static_shapes()
         self._letterbox = Letterbox(self.imgsz)
 
@@ -74,16 +87,22 @@ class YoloModel:
         self, outputs: Sequence[np.ndarray], params: LetterboxParams, image_shape_hw: tuple[int, int]
     ) -> sv.Detections:
         pred, protos = self._split_outputs(outputs)
-        boxes, scores, class_ids, coeffs = self._nms(pred, 0 if protos is None else protos.shape[0])
+        nm = 0 if protos is None else protos.shape[0]
+        boxes, scores, class_ids, extra = self._nms(pred, nm)
         image_shape_hw = (int(image_shape_hw[0]), int(image_shape_hw[1]))
         if params.image_shape != image_shape_hw:
             raise ValueError(f"letterbox params are for {params.image_shape}, image is {image_shape_hw}")
         xyxy = scale_boxes_to_image(boxes, params)
+        keypoints = None
+        if self.kpt_shape is not None:
+            keypoints = extra[:, nm : nm + self._nk].reshape(len(extra), *self.kpt_shape)
+            scale_points_to_image(keypoints[..., :2], params)
         mask = None
         if protos is not None:
-            mask, keep = _masks_from_protos(protos, coeffs, xyxy, params)
+            mask, keep = _masks_from_protos(protos, extra[:, :nm], xyxy, params)
             xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
-        return self._detections(xyxy, scores, class_ids, mask)
+            keypoints = None if keypoints is None else keypoints[keep]
+        return self._detections(xyxy, scores, class_ids, mask, keypoints)
 
     def predict(self, engine: Engine, image_bgr: np.ndarray) -> sv.Detections:
         """The three steps on one image, with `engine` running the network (predict CLI, tests)."""
@@ -97,7 +116,8 @@ class YoloModel:
         got = ", ".join(f"{name}{list(s)}" for name, s in zip(self._output_names(len(shapes)), shapes, strict=True))
         return ModelError(
             f"cannot decode model {self.info.path}: {why} (task {self.task!r}, outputs {got}); "
-            "streamseg decodes Ultralytics YOLO detect/segment exports without NMS (end2end/nms=False)"
+            "streamseg decodes Ultralytics YOLO detect/segment/pose (and seg+pose multitask) exports without NMS "
+            "(end2end/nms=False)"
         )
 
     def _output_names(self, n: int) -> list[str]:
@@ -113,12 +133,13 @@ class YoloModel:
             self._check_shapes(info.output_shapes)
 
     def _check_shapes(self, shapes: Sequence[Sequence[int | str | None]]) -> None:
-        want = 2 if self.task == "segment" else 1
+        want = 2 if self.task in MASK_TASKS else 1
         if len(shapes) != want:
             raise self._bad_outputs(shapes, f"expected {want} output(s), got {len(shapes)}")
         pred = shapes[0]
         if len(pred) != 3 or pred[0] not in (1, None):
-            raise self._bad_outputs(shapes, "output0 must be [1, 4+classes(+32), anchors]")
+            layout = {Task.DETECT: "", Task.SEGMENT: "+32", Task.POSE: "+keypoints", Task.MULTITASK: "+32+keypoints"}
+            raise self._bad_outputs(shapes, f"output0 must be [1, 4+classes{layout[self.task]}, anchors]")
         nm = 0
         if want == 2:
             proto = shapes[1]
@@ -126,8 +147,9 @@ class YoloModel:
                 raise self._bad_outputs(shapes, "output1 must be mask prototypes [1, 32, h, w]")
             nm = proto[1]
         channels = pred[1]
-        if isinstance(channels, int) and channels - 4 - nm < 1:
-            raise self._bad_outputs(shapes, "output0 has no room for class scores")
+        if isinstance(channels, int) and channels - 4 - nm - self._nk < 1:
+            kpts = f" and {self._nk} keypoint values (kpt_shape {list(self.kpt_shape)})" if self.kpt_shape else ""
+            raise self._bad_outputs(shapes, f"output0 has no room for class scores{kpts}")
         if isinstance(channels, int) and isinstance(pred[2], int) and pred[2] < channels:
             # end2end exports put detections on axis 1 ([1, 300, 6+32]); raw heads have anchors >> channels.
             raise self._bad_outputs(shapes, "output0 looks like an end2end (NMS-included) export")
@@ -135,14 +157,14 @@ class YoloModel:
     def _split_outputs(self, outputs: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         self._check_shapes([o.shape for o in outputs])
         pred = outputs[0][0]  # (4 + nc + nm, anchors)
-        protos = outputs[1][0] if self.task == "segment" else None
+        protos = outputs[1][0] if self.task in MASK_TASKS else None
         return pred, protos
 
     # --- decoding --------------------------------------------------------------------------------
 
     def _nms(self, pred: np.ndarray, nm: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Ultralytics non_max_suppression (single label per box) on one image's raw head output."""
-        nc = pred.shape[0] - 4 - nm
+        nc = pred.shape[0] - 4 - nm - self._nk
         cls_scores = pred[4 : 4 + nc]
         scores = cls_scores.max(0)  # cheap pass over all anchors; argmax only for the candidates below
         idx = np.flatnonzero(scores > self.conf)
@@ -153,7 +175,7 @@ class YoloModel:
         if len(idx) > MAX_NMS:
             top = np.argsort(-scores[idx], kind="stable")[:MAX_NMS]
             idx, class_ids = idx[top], class_ids[top]
-        cand = pred[:, idx].T.astype(np.float32)  # (n, 4 + nc + nm): only the candidates are transposed
+        cand = pred[:, idx].T.astype(np.float32)  # (n, 4 + nc + nm + nk): only the candidates are transposed
         scores = scores[idx].astype(np.float32)
         boxes = _xywh_to_xyxy(cand[:, :4])
         offset = 0.0 if self.agnostic_nms else class_ids[:, None].astype(np.float64) * MAX_WH
@@ -161,13 +183,22 @@ class YoloModel:
         return boxes[order], scores[order], class_ids[order], cand[order, 4 + nc :]
 
     def _detections(
-        self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, mask: CompactMask | None
+        self,
+        xyxy: np.ndarray,
+        scores: np.ndarray,
+        class_ids: np.ndarray,
+        mask: CompactMask | None,
+        keypoints: np.ndarray | None,
     ) -> sv.Detections:
         labels = np.array([self.names.get(int(c), str(int(c))) for c in class_ids], dtype=str)
+        data: dict[str, np.ndarray] = {"class_name": labels}
+        if self.kpt_shape is not None:
+            shape = (len(xyxy), *self.kpt_shape)
+            data[KEYPOINTS] = np.ascontiguousarray(keypoints, dtype=np.float32).reshape(shape)
         if len(xyxy) == 0:
             empty = sv.Detections.empty()
-            empty.data["class_name"] = labels
-            if self.task == "segment":
+            empty.data.update(data)
+            if self.task in MASK_TASKS:
                 empty.mask = mask if mask is not None else _empty_compact_mask((0, 0))
             return empty
         return sv.Detections(
@@ -175,7 +206,7 @@ class YoloModel:
             confidence=scores.astype(np.float32),
             class_id=class_ids.astype(int),
             mask=mask,
-            data={"class_name": labels},
+            data=data,
         )
 
 

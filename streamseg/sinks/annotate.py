@@ -1,4 +1,4 @@
-"""Draw masks, boxes and labels on a frame: shared by every sink that shows video to people."""
+"""Draw masks, boxes, labels and keypoint skeletons on a frame: shared by every sink that shows video to people."""
 
 from __future__ import annotations
 
@@ -9,9 +9,13 @@ import numpy as np
 import supervision as sv
 
 from streamseg.config.zones import LineConfig, ZoneConfig
-from streamseg.detections import labels_of
+from streamseg.detections import KEYPOINTS, labels_of
 
 OVERLAY = sv.Color.from_hex("#ffd400")  # zones and lines: one colour, distinct from the per-track palette
+KEYPOINT_VISIBLE = 0.5  # keypoints whose visibility score is below this are not drawn
+# Skeleton edges: supervision's for the keypoint count (COCO's 17-keypoint skeleton for pose models)
+_EDGES = sv.EdgeAnnotator(color=sv.Color.from_hex("#00e5ff"), thickness=2)
+_VERTICES = sv.VertexAnnotator(color=sv.Color.from_hex("#ff2d95"), radius=3)
 
 
 @cache
@@ -46,7 +50,8 @@ def annotate(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
 
     Colours follow the track id when the detections are tracked (so an object keeps its colour from
     frame to frame; unconfirmed tracks, id -1, share one colour), else the class. CompactMask masks
-    are painted from their crops, never expanded to full-frame arrays.
+    are painted from their crops, never expanded to full-frame arrays. Pose models' keypoints are drawn as a
+    skeleton (edges, then the keypoints), leaving out the keypoints the model does not see (visibility < 0.5).
     """
     if len(detections) == 0:
         return image
@@ -60,7 +65,21 @@ def annotate(image: np.ndarray, detections: sv.Detections) -> np.ndarray:
     if detections.mask is not None:
         image = mask_annotator.annotate(image, detections)
     image = box_annotator.annotate(image, detections)
+    keypoints = key_points(detections)
+    if keypoints is not None:
+        image = _EDGES.annotate(image, keypoints)
+        image = _VERTICES.annotate(image, keypoints)
     return label_annotator.annotate(image, detections, labels=labels(detections))
+
+
+def key_points(detections: sv.Detections) -> sv.KeyPoints | None:
+    """The detections' keypoints (`data["keypoints"]`) as supervision's KeyPoints, for its annotators."""
+    kpts = detections.data.get(KEYPOINTS)
+    if kpts is None or len(kpts) == 0:
+        return None
+    kpts = np.asarray(kpts, dtype=np.float32)
+    visible = kpts[..., 2] >= KEYPOINT_VISIBLE if kpts.shape[-1] == 3 else None
+    return sv.KeyPoints(xy=np.ascontiguousarray(kpts[..., :2]), class_id=detections.class_id, visible=visible)
 
 
 def draw_overlays(image: np.ndarray, zones: Mapping[str, ZoneConfig], lines: Mapping[str, LineConfig]) -> np.ndarray:

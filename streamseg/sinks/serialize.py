@@ -9,6 +9,10 @@ Masks leave the process in one of three formats (`mask_format`):
   ``pycocotools.mask.encode`` writes it (column-major, compressed counts string), so consumers can call
   ``pycocotools.mask.decode`` on it directly.
 - ``none``: the detection has no ``"mask"`` key at all (nor does it when the model gives no masks).
+
+Pose and seg+pose (multitask) models add ``"keypoints": [[x, y, visibility], ...]`` to each detection: one entry
+per keypoint of the model (17 COCO keypoints, in COCO's order, for the usual pose models), x and y in image pixels
+(2 decimals), visibility the model's score in 0..1 (4 decimals; absent, ``[x, y]``, when the model has none).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import cv2
 import numpy as np
 import supervision as sv
 
-from streamseg.detections import labels_of
+from streamseg.detections import KEYPOINTS, labels_of
 from streamseg.sinks.base import FrameResult
 from streamseg.vocab import MaskFormat
 
@@ -43,7 +47,7 @@ def detection_dicts(
 
     Keys: ``track_id`` (only when the detections are tracked; ``None`` for unconfirmed tracks, -1),
     ``class_id``, ``label``, ``score`` (4 decimals), ``box`` (xyxy, 2 decimals, image pixels) and
-    ``mask`` (see the module docstring).
+    ``mask`` and ``keypoints`` (see the module docstring).
     """
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"mask_format must be one of {', '.join(MASK_FORMATS)}, not {mask_format!r}")
@@ -63,6 +67,7 @@ def detection_dicts(
     if detections.tracker_id is not None:
         tracks = [None if t < 0 else t for t in np.asarray(detections.tracker_id).astype(int).tolist()]
     masks = detections.mask if mask_format != "none" else None
+    keypoints = _keypoint_lists(detections.data.get(KEYPOINTS))
 
     out = []
     for i in range(n):
@@ -78,8 +83,20 @@ def detection_dicts(
             else:
                 h, w = image_shape
                 d["mask"] = {"format": "rle", "size": [h, w], "counts": crop_to_coco_rle(crop, x0, y0, h, w)}
+        if keypoints is not None:
+            d["keypoints"] = keypoints[i]
         out.append(d)
     return out
+
+
+def _keypoint_lists(keypoints: Any) -> list | None:
+    """(n, k, 2|3) keypoints as nested lists: x, y to 2 decimals, the visibility score to 4."""
+    if keypoints is None:
+        return None
+    kpts = np.array(keypoints, dtype=np.float64)  # a copy: rounded in place below
+    kpts[..., :2] = np.round(kpts[..., :2], 2)
+    kpts[..., 2:] = np.round(kpts[..., 2:], 4)
+    return kpts.tolist()
 
 
 def _mask_crop(masks: Any, i: int) -> tuple[np.ndarray, int, int, tuple[int, int]]:

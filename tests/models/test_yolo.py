@@ -163,7 +163,9 @@ def _write_graph(path: Path, outputs: dict[str, list[int]], metadata: dict[str, 
     ("task", "outputs", "why"),
     [
         ("segment", {"output0": [1, 116, 84]}, "expected 2 output(s)"),  # no prototypes
-        ("pose", {"output0": [1, 56, 84]}, "task 'pose' is not supported"),
+        ("obb", {"output0": [1, 20, 84]}, "task 'obb' is not supported"),
+        ("pose", {"output0": [1, 40, 84]}, "no room for class scores and 51 keypoint values"),
+        ("multitask", {"output0": [1, 88, 120]}, "expected 2 output(s)"),
         ("detect", {"output0": [1, 300, 6]}, "end2end"),  # NMS inside the graph
         ("segment", {"output0": [1, 300, 38], "output1": [1, 32, 16, 16]}, "end2end"),
         ("detect", {"output0": [1, 4, 84]}, "no room for class scores"),
