@@ -1,4 +1,4 @@
-"""Command line: run, validate, predict, bench, tail."""
+"""Command line: run, validate, predict, val, export, bench, tail."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from streamseg import __version__
 from streamseg.errors import ConfigError, StreamsegError
-from streamseg.vocab import MaskFormat
+from streamseg.vocab import ExportFormat, MaskFormat
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -57,6 +57,38 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
     predict.add_argument("--out", default="-", help="output file, or - for stdout (default)")
     predict.set_defaults(func=_predict)
+
+    val = sub.add_parser("val", help="box and mask mAP of a model on a COCO-format or YOLO-seg dataset")
+    val.add_argument("--model", required=True, help="model file (.onnx, .engine, .torchscript) or model ID")
+    val.add_argument("--data", required=True, type=Path, help="dataset folder: annotations.json or data.yaml")
+    val.add_argument("--imgsz", type=int, help="network input size (default: from the model)")
+    val.add_argument("--conf", type=float, default=0.001, help="minimum score (default 0.001, as Ultralytics' val)")
+    val.add_argument("--iou", type=float, default=0.7, help="NMS IoU threshold (default 0.7)")
+    val.add_argument("--max-det", type=int, default=300, help="most detections per image (default 300)")
+    val.add_argument("--threads", type=int, help="onnxruntime intra-op threads")
+    val.add_argument("--json", action="store_true", help="print the mAPs as one JSON object")
+    val.set_defaults(func=_val)
+
+    export = sub.add_parser("export", help="int8 (QDQ) ONNX, TensorRT engine, or ONNX/TorchScript from .pt weights")
+    export.add_argument("--model", required=True, help="model file (.onnx, or Ultralytics .pt) or model ID")
+    export.add_argument("--format", required=True, choices=list(ExportFormat), help="what to write")
+    export.add_argument("--half", action="store_true", help="fp16 (TensorRT engine; Ultralytics export)")
+    export.add_argument("--int8", action="store_true", help="int8: a QDQ ONNX for CPUs, or an int8 TensorRT engine")
+    export.add_argument(
+        "--calib", type=Path, metavar="VIDEO_OR_DIR", help="video or image folder to calibrate --int8 on"
+    )
+    export.add_argument("--calib-frames", type=int, default=100, help="frames taken from --calib (default 100)")
+    export.add_argument(
+        "--float-head",
+        choices=["branches", "decode"],
+        default="branches",
+        help="--int8 on ONNX: what stays float, the decode and the box/class branches (default) or the decode only "
+        "(faster, scores further from fp32; see docs/models.md)",
+    )
+    export.add_argument("--batch", type=int, default=1, help="largest batch of a TensorRT engine (default 1)")
+    export.add_argument("--imgsz", type=int, help="input size of an export from .pt weights (Ultralytics' default)")
+    export.add_argument("--out", type=Path, help="output file (default: beside the model / the engine cache)")
+    export.set_defaults(func=_export)
 
     bench = sub.add_parser("bench", help="pipeline throughput against the raw engine, same run")
     bench.add_argument("--model", required=True, help="model file or ID")
@@ -116,6 +148,18 @@ def _predict(args: argparse.Namespace) -> int:
     from streamseg.predict import predict
 
     return predict(args)
+
+
+def _val(args: argparse.Namespace) -> int:
+    from streamseg.val import val
+
+    return val(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from streamseg.export import export
+
+    return export(args)
 
 
 def _bench(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from typing import IO
 
 import numpy as np
 
-from streamseg.engines import create_engine
+from streamseg.engines import Engine, create_engine
 from streamseg.errors import SourceError, StreamsegError
 from streamseg.models.registry import resolve_model
 from streamseg.models.yolo import YoloModel
@@ -25,12 +25,7 @@ def predict(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise SourceError(f"source file not found: {source}")
     engine = create_engine(resolve_model(args.model), threads=args.threads)
-    if args.imgsz is not None and (args.imgsz, args.imgsz) != engine.info.imgsz:
-        h, w = engine.info.imgsz
-        raise StreamsegError(
-            f"--imgsz {args.imgsz}: {engine.info.path.name} has a fixed {w}x{h} input; "
-            f"export the model at {args.imgsz} to use that size"
-        )
+    check_imgsz(engine, args.imgsz)
     model = YoloModel(engine.info, conf=args.conf, iou=args.iou, max_det=args.max_det, agnostic_nms=args.agnostic_nms)
     out_ctx = nullcontext(sys.stdout) if args.out == "-" else _open_out(Path(args.out))
     with engine, out_ctx as out:
@@ -45,6 +40,16 @@ def predict(args: argparse.Namespace) -> int:
             }
             out.write(dumps(obj) + "\n")
     return 0
+
+
+def check_imgsz(engine: Engine, imgsz: int | None) -> None:
+    """Refuse an --imgsz the model's fixed input does not have (exported models have one size)."""
+    if imgsz is not None and (imgsz, imgsz) != engine.info.imgsz:
+        h, w = engine.info.imgsz
+        raise StreamsegError(
+            f"--imgsz {imgsz}: {engine.info.path.name} has a fixed {w}x{h} input; "
+            f"export the model at {imgsz} to use that size"
+        )
 
 
 def _open_out(path: Path) -> IO[str]:

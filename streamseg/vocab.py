@@ -56,6 +56,14 @@ class Precision(StrEnum):
     INT8 = "int8"  # needs calibration frames
 
 
+class ExportFormat(StrEnum):
+    """What `streamseg export --format` writes."""
+
+    ONNX = "onnx"  # with --int8: a static int8 (QDQ) ONNX for CPUs
+    TORCHSCRIPT = "torchscript"  # from Ultralytics .pt weights
+    ENGINE = "engine"  # a TensorRT engine (cached like the daemon's)
+
+
 class Provider(StrEnum):
     """onnxruntime execution providers, by their short names."""
 

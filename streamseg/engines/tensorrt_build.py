@@ -402,11 +402,19 @@ def make_calibrator(trt: Any, cuda: Any, frames: Iterator[np.ndarray], shape: tu
 
 def calibration_frames(source: Path, imgsz: tuple[int, int], limit: int = CALIB_FRAMES) -> Iterator[np.ndarray]:
     """Letterboxed (3, H, W) float32 frames from a folder of images or a video, spread over all of it."""
-    import cv2
-
     from streamseg.models.letterbox import Letterbox
 
     box = Letterbox(imgsz)
+    for image in calibration_images(source, limit):
+        yield box(image)[0][0]
+
+
+def calibration_images(source: Path, limit: int = CALIB_FRAMES) -> Iterator[np.ndarray]:
+    """Up to `limit` BGR images from a folder of images or frames of a video, spread over all of it (also what
+    `streamseg export --int8` calibrates a QDQ model on)."""
+    import cv2
+
+    source = Path(source)
     if source.is_dir():
         images = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not images:
@@ -415,7 +423,7 @@ def calibration_frames(source: Path, imgsz: tuple[int, int], limit: int = CALIB_
         for path in images[::step][:limit]:
             image = cv2.imread(str(path))
             if image is not None:
-                yield box(image)[0][0]
+                yield image
         return
     if not source.is_file():
         raise ModelError(f"calibration frames not found: {source}")
@@ -428,7 +436,7 @@ def calibration_frames(source: Path, imgsz: tuple[int, int], limit: int = CALIB_
             taken = 0
             for i, frame in enumerate(container.decode(stream)):
                 if i % step == 0:
-                    yield box(frame.to_ndarray(format="bgr24"))[0][0]
+                    yield frame.to_ndarray(format="bgr24")
                     taken += 1
                     if taken >= limit:
                         return
