@@ -8,7 +8,7 @@ Mount points:
           client: at its end the server ends the stream (a client that reconnects starts it again)
   /hd     like /test at 640x480 (for resolution-change tests)
   /push, /push2  with --record DIR: RECORD mode (clients ANNOUNCE + RECORD an H.264 stream, as to MediaMTX);
-          each publish is saved as it arrives, unchanged, to DIR/<mount>-<n>.ts (n counts the publishes
+          each publish is saved as it arrives, unchanged, to DIR/<mount>-<pid>-<n>.ts (n counts the publishes
           of this server process, from 1), which a test reads back with PyAV
 
 Prints "READY" on stdout once it listens. SIGTERM / SIGINT stop it.
@@ -18,6 +18,7 @@ This file is not imported by pytest (it needs gi, which the venv does not have).
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -32,7 +33,7 @@ TESTSRC = (
     "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 bitrate=800 "
     "! video/x-h264,profile=baseline ! rtph264pay name=pay0 pt=96 config-interval=1 )"
 )
-RECORD = "( rtph264depay name=depay0 ! h264parse ! mpegtsmux ! filesink name=sink sync=false )"
+RECORD = "( rtph264depay name=depay0 ! h264parse ! mpegtsmux ! filesink name=sink sync=false buffer-mode=unbuffered )"
 FILE = "( filesrc location={path} ! qtdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 )"
 
 
@@ -63,7 +64,7 @@ def main() -> int:
         def configure(_factory: object, media: object, mount: str) -> None:
             publishes["n"] += 1
             sink = media.get_element().get_by_name("sink")
-            sink.set_property("location", f"{args.record}/{mount}-{publishes['n']}.ts")
+            sink.set_property("location", f"{args.record}/{mount}-{os.getpid()}-{publishes['n']}.ts")
 
         for mount in ("push", "push2"):
             factory = GstRtspServer.RTSPMediaFactory()

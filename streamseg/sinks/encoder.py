@@ -8,6 +8,7 @@ optional fps cap that skips frames).
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
@@ -170,7 +171,10 @@ class FrameEncoder:
 
     def _slot(self, pts: float) -> int:
         assert self._first_pts is not None and self.rate is not None
-        return round((pts - self._first_pts) * self.rate)
+        position = (pts - self._first_pts) * self.rate
+        # Capped: the slot a frame falls in (the first frame of each 1/rate interval is kept). Uncapped: the
+        # nearest slot, which absorbs the timestamps' jitter.
+        return math.floor(position + 1e-6) if self.capped else round(position)
 
     @staticmethod
     def _to_i420(image: np.ndarray, width: int, height: int) -> np.ndarray:
