@@ -86,7 +86,6 @@ class RtspServer:
         if self._proc is not None:
             os.kill(self._proc.pid, signal.SIGCONT)
 
-
     def recordings(self, mount: str = "push") -> list[Path]:
         """The streams published to `mount` so far, one MPEG-TS file per publish, oldest first."""
         assert self.record is not None

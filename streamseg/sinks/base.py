@@ -79,7 +79,8 @@ class Sink(ABC):
     (sources.backoff: `retry_initial` doubling to `retry_max` seconds), so a transient failure (a full disk that
     is freed, a path that comes back) loses nothing. Meanwhile `error` names the output and the reason
     (`jsonl output /data/x.jsonl: [Errno 28] No space left on device`), `on_change` is called, new results
-    queue up to the bound and the rest are dropped and counted, even with `block_when_full`: a camera never waits on a failing sink.
+    queue up to the bound and the rest are dropped and counted, even with `block_when_full`: a camera never
+    waits on a failing sink.
     `stop` drains what is queued, hands the camera's closing `end` events to `finish` (the end-of-stream
     hook), then closes; a sink still failing gives up after `timeout` seconds (counting what it could not
     write as dropped), so the end of a stream never hangs on a dead output.
