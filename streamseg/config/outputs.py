@@ -194,6 +194,9 @@ class OutputsConfig(Section):
 def path_collisions(config: AppConfig, config_path: Path | None) -> list[tuple[tuple[str, ...], str]]:
     """(field location, problem) for each output path that is also an input, the outbox or another output.
 
+    Also: nothing else inside an HLS folder, nothing else named like a segmented video's segments (both
+    delete their old files), and no two RTSP outputs publishing to one URL.
+
     Paths are compared after resolving symlinks and `..`, so two spellings of one file are one file: an
     output must never write over (or append to) a file the daemon reads or writes for something else.
     """
@@ -251,6 +254,17 @@ def path_collisions(config: AppConfig, config_path: Path | None) -> list[tuple[t
             problems.append((where, f"{hls.dir} overlaps {hls_dirs[other]}: each HLS output needs its own folder"))
         elif not inside:
             hls_dirs[folder] = f"cameras.{name}.outputs.hls.dir"
+    # One RTSP path takes one publisher: a second would knock the first off (or be refused) forever.
+    published: dict[str, str] = {}
+    for name, camera in config.cameras.items():
+        rtsp = camera.outputs.rtsp
+        if rtsp is None:
+            continue
+        if rtsp.url in published:
+            problem = f"{redact_url(rtsp.url)} is also the output {published[rtsp.url]}: one stream per RTSP path"
+            problems.append((("cameras", name, "outputs", "rtsp", "url"), problem))
+        else:
+            published[rtsp.url] = f"cameras.{name}.outputs.rtsp.url"
     return problems
 
 
