@@ -35,15 +35,20 @@ from streamseg.sinks import build_sinks  # noqa: E402
 
 SHARED = REPO.parent / "shared"
 KINDS = ("none", "video", "hls", "rtsp")
+PHASES = ("draw", "encode", "mux")  # AnnotatedSink.times
 
 
-def camera_config(kind: str, source: Path, model: str, out: Path, run: int, rtsp_url: str) -> CameraConfig:
+def camera_config(
+    kind: str, source: Path, model: str, out: Path, run: int, rtsp_url: str, preset: str | None = None
+) -> CameraConfig:
     outputs: dict[str, Any] = {
         "none": {},
         "video": {"video": {"path": str(out / f"video-{run}.mp4")}},
         "hls": {"hls": {"dir": str(out / f"hls-{run}")}},
         "rtsp": {"rtsp": {"url": rtsp_url}},
     }[kind]
+    for settings in outputs.values():
+        settings |= {"preset": preset} if preset else {}
     raw = {"source": {"url": str(source)}, "model": {"path": model}, "outputs": outputs}
     return CameraConfig.model_validate(raw, context={"base_dir": Path.cwd()})
 
@@ -69,6 +74,7 @@ def run_once(cfg: CameraConfig, stage: Any, limit: int) -> dict[str, Any]:
             "written": sink.written,
             "dropped": sink.dropped,
             "codec": getattr(sink, "codec", None),
+            "phases_ms": sink.times.ms_per_call(),
         }
     return out
 
@@ -81,6 +87,7 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=0, help="stop each run after this many frames (0: all)")
     parser.add_argument("--rtsp-url", help="publish here (default: a test RTSP server in RECORD mode)")
     parser.add_argument("--outputs", default=",".join(KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
+    parser.add_argument("--preset", help="libx264 preset of every output (default: each output's own)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     kinds = ["none"] + [k for k in args.outputs.split(",") if k != "none"]
@@ -107,7 +114,8 @@ def main() -> int:
             run_once(first, stage, 30)  # warm-up (first sessions' allocations), not counted
             for run in range(args.repeat):
                 for kind in kinds:
-                    cfg = camera_config(kind, args.source, args.model, out, run, rtsp_url or "rtsp://unused/x")
+                    url = rtsp_url or "rtsp://unused/x"
+                    cfg = camera_config(kind, args.source, args.model, out, run, url, args.preset)
                     results[kind].append(run_once(cfg, stage, args.frames))
         finally:
             pool.close()
@@ -129,6 +137,7 @@ def main() -> int:
                 "written": runs[-1]["written"],
                 "dropped": runs[-1]["dropped"],
                 "codec": runs[-1]["codec"],
+                "phases_ms": {k: round(statistics.median(r["phases_ms"][k] for r in runs), 2) for k in PHASES},
             }
         figures[kind] = row
     if args.json:
@@ -141,7 +150,9 @@ def main() -> int:
         if kind != "none":
             line += (
                 f"  output {f['ms_per_frame']:.2f} ms/frame ({f['codec']}), "
-                f"written {f['written']}, dropped {f['dropped']} (last run)"
+                f"written {f['written']}, dropped {f['dropped']} (last run); "
+                + ", ".join(f"{k} {v:.2f}" for k, v in f["phases_ms"].items())
+                + " ms"
             )
         print(line)
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from abc import abstractmethod
 from collections.abc import Mapping
 from typing import ClassVar
@@ -13,6 +14,10 @@ from streamseg.config.zones import LineConfig, ZoneConfig
 from streamseg.sinks.annotate import annotate, draw_overlays
 from streamseg.sinks.base import FrameResult, Sink
 from streamseg.sinks.encoder import Encoding, FrameEncoder, choose_codec
+from streamseg.timing import StageTimes
+from streamseg.vocab import VideoEncoder
+
+log = logging.getLogger(__name__)
 
 
 class AnnotatedSink(Sink):
@@ -43,6 +48,7 @@ class AnnotatedSink(Sink):
         self.fps: float | None = None  # the output's frame grid; None: the camera's rate, from each result
         self.frames = 0  # frames encoded, over all containers
         self.codec: str | None = None  # chosen on the first frame (the choice is logged once)
+        self.times = StageTimes()  # draw / encode / mux, per frame (bench)
         self._container: av.container.OutputContainer | None = None
         self._encoder: FrameEncoder | None = None
 
@@ -64,16 +70,18 @@ class AnnotatedSink(Sink):
             raise ValueError(f"result has no image (the pipeline must copy frames for a {self.kind} sink)")
         if self._encoder is not None and not self._encoder.wants(result.pts):
             return  # the fps cap skips it: not drawn, not encoded, not a drop
-        image = annotate(result.image, result.detections)
-        if self.zones or self.lines:
-            image = draw_overlays(image, self.zones, self.lines)
+        with self.times("draw"):
+            image = annotate(result.image, result.detections)
+            if self.zones or self.lines:
+                image = draw_overlays(image, self.zones, self.lines)
         try:
             if self._encoder is None:
-                self.codec = self.codec or choose_codec(self.encoding.encoder, f"camera {self.camera!r}: {self.target}")
-                self._container = self._open_container(result)
-                self._encoder = FrameEncoder(self.encoding, self.codec, self.keyframe_seconds)
-                self._encoder.open(self._container, image.shape[1], image.shape[0], self.fps or result.fps)
-            self._mux(self._encoder.encode(image, result.pts))
+                self._start(result, image.shape[1], image.shape[0])
+            assert self._encoder is not None
+            with self.times("encode"):
+                packets = self._encoder.encode(image, result.pts)
+            with self.times("mux"):
+                self._mux(packets)
         except Exception:
             self._abandon()  # unusable now; the retry starts a new container (what was written so far plays)
             raise
@@ -84,6 +92,27 @@ class AnnotatedSink(Sink):
         self._close_container()
 
     # -- helpers -----------------------------------------------------------------------------------
+    def _start(self, result: FrameResult, width: int, height: int) -> None:
+        """A new container and encoder for the stream that starts with `result`.
+
+        NVENC that passed the start-up probe can still refuse to open later (every encoder session taken:
+        consumer drivers allow a few): then this output goes on with libx264, with a warning.
+        """
+        target = f"camera {self.camera!r}: {self.target}"
+        self.codec = self.codec or choose_codec(self.encoding.encoder, target)
+        while True:
+            self._container = self._open_container(result)
+            self._encoder = FrameEncoder(self.encoding, self.codec, self.keyframe_seconds)
+            try:
+                self._encoder.open(self._container, width, height, self.fps or result.fps)
+                return
+            except Exception as exc:
+                if self.codec == VideoEncoder.LIBX264:
+                    raise
+                log.warning("%s: %s would not open (%s): falling back to libx264 (CPU)", target, self.codec, exc)
+                self.codec = VideoEncoder.LIBX264
+                self._abandon()
+
     def _close_container(self) -> None:
         """Flush the frames the encoder still holds and close the container (end of stream, end of a segment)."""
         container, encoder = self._container, self._encoder

@@ -75,7 +75,7 @@ class Encoding:
     """What an output asks of the encoder: codec choice, rate control, size and fps cap."""
 
     encoder: VideoEncoder = VideoEncoder.AUTO
-    preset: str = "veryfast"  # libx264's
+    preset: str = "ultrafast"  # libx264's (the streams' default; files use superfast)
     crf: int = 23
     bitrate: int | None = None  # kbit/s; None: constant quality (crf / NVENC's cq)
     width: int | None = None
@@ -139,6 +139,9 @@ class FrameEncoder:
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = 1 / self.rate
         self._stream = stream
+        # Open the codec now, so an encoder that cannot run (NVENC: no free session, a driver problem) fails
+        # here, apart from a container that cannot write (which fails on the first packet).
+        stream.codec_context.open()
 
     @property
     def stream(self) -> av.VideoStream:

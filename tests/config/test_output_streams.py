@@ -30,7 +30,7 @@ def test_defaults_of_the_streams(tmp_path: Path) -> None:
         config("{rtsp: {url: 'rtsp://127.0.0.1:8554/a'}, hls: {dir: hls/a}, video: {path: a.mp4}}", model="m.onnx")
     )
     outputs = load_config(path, check_models=False).cameras["a"].outputs
-    assert outputs.rtsp and outputs.rtsp.preset == "veryfast" and outputs.rtsp.bitrate is None
+    assert outputs.rtsp and outputs.rtsp.preset == "ultrafast" and outputs.rtsp.bitrate is None
     assert outputs.rtsp.queue_size == 8 and outputs.rtsp.timeout == 5.0
     assert outputs.hls and outputs.hls.dir == tmp_path / "hls" / "a" and outputs.hls.segment_seconds == 2.0
     assert outputs.hls.list_size == 5

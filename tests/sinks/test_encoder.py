@@ -104,3 +104,24 @@ def test_an_fps_cap_skips_frames_and_keeps_the_timeline(tmp_path) -> None:
 def test_without_a_cap_every_frame_is_encoded(tmp_path) -> None:
     frames, enc = _encode(tmp_path, Encoding(preset="ultrafast"), frames=30)
     assert len(frames) == 30 and {(w, h) for w, h, _, _ in frames} == {(640, 360)}
+
+
+def test_nvenc_that_will_not_open_falls_back_to_libx264_and_the_file_plays(nvenc, tmp_path, caplog) -> None:
+    """The probe said yes, opening the real h264_nvenc says no (here: no NVIDIA GPU; elsewhere: sessions full)."""
+    from streamseg.sinks.video import VideoSink
+    from tests.sinks.frames import decode, live_results
+
+    if encoder.nvenc_error() is None:  # a real NVENC: nothing falls back
+        pytest.skip("h264_nvenc opens on this machine")
+    nvenc(None)
+    sink = VideoSink("front", tmp_path / "front.mp4", encoding=Encoding(preset="ultrafast"), block_when_full=True)
+    with caplog.at_level(logging.WARNING):
+        sink.start()
+        for result in live_results(10):
+            sink.submit(result)
+        sink.stop()
+    assert sink.error is None and sink.codec == "libx264"
+    assert "h264_nvenc would not open" in caplog.text and "falling back to libx264" in caplog.text
+    codec, size, frames = decode(str(sink.files[0]))
+    assert codec == "h264" and size == (640, 360) and len(frames) == 10
+    assert [p.name for p in tmp_path.iterdir()] == ["front.mp4"]  # the abandoned attempt left no empty file
