@@ -91,6 +91,7 @@ class Sink(ABC):
     retry_initial: float = 0.5
     retry_max: float = 30.0
     drain_timeout: float = 10.0  # default for stop(): how long a failing sink keeps trying at the end
+    watchdog: ClassVar[bool] = True  # a write running past hang_timeout makes the camera hung (health.py)
 
     def __init__(self, camera: str, *, queue_size: int = 64, block_when_full: bool = False) -> None:
         self.camera = camera

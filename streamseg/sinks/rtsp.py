@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import ClassVar
 
 import av
@@ -24,10 +25,14 @@ class RtspSink(AnnotatedSink):
     `dropped`, the stats and the metrics) while detection and MQTT go on. A server that is down or goes
     away fails the write; the sink then reconnects with capped, jittered backoff (Sink's retry, up to
     `retry_max` seconds) and the camera shows `degraded` with the reason until it is back. Every socket
-    operation is bounded by `timeout`, so a server that hangs fails like one that is gone.
+    operation is bounded by `timeout`, and a frame that took longer than that to send counts as a failed
+    write, so a server that stops reading is reconnected like one that is gone.
     """
 
     kind: ClassVar[str] = "rtsp"
+    # A frozen server makes a write slow (each socket write waits up to `timeout`), never stuck for good, and
+    # the camera drops frames for it meanwhile: not a reason for the systemd watchdog to restart everything.
+    watchdog: ClassVar[bool] = False
     drain_timeout: float = 2.0  # at the end of a stream, a server that is away is not waited for long
 
     def __init__(
@@ -75,16 +80,25 @@ class RtspSink(AnnotatedSink):
     def write(self, result: FrameResult) -> None:
         try:
             super().write(result)
-        except OSError as exc:  # FFmpeg's errors name the URL as given, password and all
-            if exc.filename == self.url:
-                exc.filename = redact_url(self.url)
-            raise
+        except OSError as exc:  # FFmpeg's errors name the URL as given, password and all: the target names it
+            if exc.filename is None:
+                raise
+            raise OSError(exc.errno, exc.strerror or str(exc)) from None
 
     def _open_container(self, result: FrameResult) -> av.container.OutputContainer:
         # The connection is made when the header is written, with the first packet; `timeout` (microseconds)
         # bounds the TCP connect and every send after it.
         options = {"rtsp_transport": str(self.transport), "timeout": str(round(self.timeout * 1_000_000))}
         return av.open(self.url, mode="w", format="rtsp", options=options, timeout=self.timeout)
+
+    def _mux(self, packets: list[av.Packet]) -> None:
+        # FFmpeg bounds each socket write by `timeout` but goes on after one that timed out (the stream is
+        # broken from there): a frame that took longer than `timeout` means the server stopped reading.
+        t0 = time.monotonic()
+        super()._mux(packets)
+        took = time.monotonic() - t0
+        if took > self.timeout:
+            raise TimeoutError(f"the server took {took:.1f} s to take one frame (timeout {self.timeout:g} s)")
 
     def _written(self, result: FrameResult) -> None:
         if self._encoder is not None and self._encoder.frames == 1:  # the first packet went out: connected

@@ -45,7 +45,7 @@ def test_a_server_that_goes_away_is_retried_and_frames_are_dropped_meanwhile(rts
     _push(sink, live_results(25))
     rtsp_record_server.stop()  # the server dies without a word
     _push(sink, live_results(50, start=25))
-    assert sink.error is not None and sink.error.startswith(f"rtsp output {rtsp_record_server.url('push')}: ")
+    assert sink.error is not None and sink.error.startswith(f"rtsp output {rtsp_record_server.url('push')}: [Errno ")
     assert sink.dropped > 0 and sink.state == "failing"
     rtsp_record_server.start()
     _push(sink, live_results(75, start=75))  # 3 s: enough for the next retries
@@ -66,5 +66,4 @@ def test_a_server_that_is_not_there_is_named_without_its_password(url: str) -> N
     while sink.error is None and time.monotonic() < deadline:
         time.sleep(0.05)
     sink.stop(timeout=0.5)
-    assert sink.error is not None and "s3cret" not in sink.error
-    assert sink.error.startswith("rtsp output rtsp://user:***@127.0.0.1:9/push: ")
+    assert sink.error == "rtsp output rtsp://user:***@127.0.0.1:9/push: [Errno 111] Connection refused"
