@@ -2,6 +2,7 @@
 
     .venv/bin/python tools/bench_outputs.py [--model M.onnx] [--source VIDEO] [--repeat 3] [--frames N]
                                             [--rtsp-url rtsp://...] [--outputs none,video,hls,rtsp]
+                                            [--preset P] [--output-fps F]
 
 One file camera on the video, end to end (decode -> inference -> masks -> tracking -> outputs), once per
 output kind and with no output at all (the baseline), interleaved `--repeat` times so every ratio compares
@@ -39,7 +40,14 @@ PHASES = ("draw", "encode", "mux")  # AnnotatedSink.times
 
 
 def camera_config(
-    kind: str, source: Path, model: str, out: Path, run: int, rtsp_url: str, preset: str | None = None
+    kind: str,
+    source: Path,
+    model: str,
+    out: Path,
+    run: int,
+    rtsp_url: str,
+    preset: str | None = None,
+    fps: float | None = None,
 ) -> CameraConfig:
     outputs: dict[str, Any] = {
         "none": {},
@@ -49,6 +57,7 @@ def camera_config(
     }[kind]
     for settings in outputs.values():
         settings |= {"preset": preset} if preset else {}
+        settings |= {"fps": fps} if fps else {}
     raw = {"source": {"url": str(source)}, "model": {"path": model}, "outputs": outputs}
     return CameraConfig.model_validate(raw, context={"base_dir": Path.cwd()})
 
@@ -88,6 +97,7 @@ def main() -> int:
     parser.add_argument("--rtsp-url", help="publish here (default: a test RTSP server in RECORD mode)")
     parser.add_argument("--outputs", default=",".join(KINDS), help=f"comma-separated, from {', '.join(KINDS)}")
     parser.add_argument("--preset", help="libx264 preset of every output (default: each output's own)")
+    parser.add_argument("--output-fps", type=float, help="the outputs' fps cap (default: every frame)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     kinds = ["none"] + [k for k in args.outputs.split(",") if k != "none"]
@@ -115,7 +125,7 @@ def main() -> int:
             for run in range(args.repeat):
                 for kind in kinds:
                     url = rtsp_url or "rtsp://unused/x"
-                    cfg = camera_config(kind, args.source, args.model, out, run, url, args.preset)
+                    cfg = camera_config(kind, args.source, args.model, out, run, url, args.preset, args.output_fps)
                     results[kind].append(run_once(cfg, stage, args.frames))
         finally:
             pool.close()
