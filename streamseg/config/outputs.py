@@ -59,8 +59,8 @@ class EncoderSettings(Section):
     preset: str = Field(
         "ultrafast",
         description="libx264 preset: ultrafast .. veryslow (slower: smaller output, more CPU; veryfast takes "
-        "about 2.5x the CPU of ultrafast for about half the bit rate); tuned for zero latency either way. NVENC "
-        "uses its own fastest low-latency preset.",
+        "about 2.5x the CPU of ultrafast for about half the bit rate); streams are tuned for zero latency. NVENC "
+        "uses its own presets (streams: its fastest low-latency one).",
     )
     bitrate: int | None = Field(
         None, gt=0, le=200_000, description="Target bit rate in kbit/s; null: constant quality (`crf`)."

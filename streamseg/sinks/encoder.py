@@ -81,9 +81,10 @@ class Encoding:
     width: int | None = None
     fps: float | None = None  # cap
     threads: int = 1  # libx264 threads: one core's worth, the other cores stay with inference
+    low_latency: bool = True  # streams: a frame leaves the encoder as it comes in; files: smaller (~15 %) instead
 
     @classmethod
-    def from_settings(cls, settings: EncoderSettings) -> Encoding:
+    def from_settings(cls, settings: EncoderSettings, *, low_latency: bool = True) -> Encoding:
         return cls(
             encoder=settings.encoder,
             preset=settings.preset,
@@ -91,15 +92,22 @@ class Encoding:
             bitrate=settings.bitrate,
             width=settings.width,
             fps=settings.fps,
+            low_latency=low_latency,
         )
 
     def options(self, codec: str, keyint: int) -> dict[str, str]:
-        """Codec options: low latency (no B-frames, no lookahead: a frame leaves the encoder as it comes in)."""
+        """Codec options. Low latency: no B-frames, no lookahead (x264's tune=zerolatency, NVENC's tune=ll)."""
         if codec == VideoEncoder.H264_NVENC:  # FFmpeg's nvenc_h264.c options
-            opts = {"preset": "p1", "tune": "ll", "zerolatency": "1", "bf": "0", "delay": "0", "g": str(keyint)}
+            opts = (
+                {"preset": "p1", "tune": "ll", "zerolatency": "1", "bf": "0", "delay": "0"}
+                if self.low_latency
+                else {"preset": "p4", "tune": "hq"}
+            )
+            opts["g"] = str(keyint)
             rate = {"rc": "cbr", "b": f"{self.bitrate}k"} if self.bitrate else {"rc": "vbr", "cq": str(self.crf)}
         else:
-            opts = {"preset": self.preset, "tune": "zerolatency", "threads": str(self.threads), "g": str(keyint)}
+            opts = {"preset": self.preset, "threads": str(self.threads), "g": str(keyint)}
+            opts |= {"tune": "zerolatency"} if self.low_latency else {}
             rate = (
                 {"b": f"{self.bitrate}k", "maxrate": f"{self.bitrate}k", "bufsize": f"{2 * self.bitrate}k"}
                 if self.bitrate

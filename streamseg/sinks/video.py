@@ -81,7 +81,7 @@ class VideoSink(AnnotatedSink):
         zones: Mapping[str, ZoneConfig] | None = None,
         lines: Mapping[str, LineConfig] | None = None,
     ) -> None:
-        encoding = encoding or Encoding(preset=preset, crf=crf)
+        encoding = encoding or Encoding(preset=preset, crf=crf, low_latency=False)
         super().__init__(
             camera, encoding, queue_size=queue_size, block_when_full=block_when_full, zones=zones, lines=lines
         )
@@ -107,7 +107,7 @@ class VideoSink(AnnotatedSink):
         return cls(
             camera,
             video.path,
-            encoding=Encoding.from_settings(video),
+            encoding=Encoding.from_settings(video, low_latency=False),  # a file: smaller beats sooner
             segment_seconds=video.segment_seconds,
             keep=video.keep,
             zones=cfg.zones,

@@ -69,6 +69,9 @@ def test_rate_control_options() -> None:
     nv = Encoding(bitrate=4000).options("h264_nvenc", keyint=50)
     assert (nv["rc"], nv["b"], nv["tune"], nv["zerolatency"], nv["bf"]) == ("cbr", "4000k", "ll", "1", "0")
     assert Encoding(crf=28).options("h264_nvenc", keyint=50)["cq"] == "28"
+    file = Encoding(low_latency=False)  # a video file: smaller output beats a frame out at once
+    assert "tune" not in file.options("libx264", keyint=50)
+    assert file.options("h264_nvenc", keyint=50)["tune"] == "hq" and "zerolatency" not in file.options("h264_nvenc", 9)
 
 
 def test_output_size_keeps_the_aspect_and_even_sides() -> None:
