@@ -71,7 +71,9 @@ class AnnotatedSink(Sink):
         if self._encoder is not None and not self._encoder.wants(result.pts):
             return  # the fps cap skips it: not drawn, not encoded, not a drop
         with self.times("draw"):
-            image = annotate(result.image, result.detections)
+            # On a copy: the frame is shared with the camera's other sinks (each on its own thread), and a
+            # failed write hands the same result again.
+            image = annotate(result.image.copy(), result.detections)
             if self.zones or self.lines:
                 image = draw_overlays(image, self.zones, self.lines)
         try:

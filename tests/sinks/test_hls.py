@@ -41,3 +41,22 @@ def test_a_bounded_live_playlist_of_playable_segments(tmp_path: Path) -> None:
         assert 20 <= len(decode(str(folder / name))[2]) <= 30
     codec, size, frames = decode(str(folder / "index.m3u8"))  # and the playlist plays them in a row
     assert codec == "h264" and size == (320, 180) and 60 <= len(frames) <= 80
+
+
+def test_the_frame_shared_with_other_sinks_is_never_drawn_on(tmp_path: Path) -> None:
+    from streamseg.sinks.rtsp import RtspSink
+
+    results = list(live_results(3))
+    originals = [r.image.copy() for r in results]
+    hls = HlsSink("front", tmp_path / "hls", Encoding(preset="ultrafast"), segment_seconds=1)
+    hls.block_when_full = True
+    other = RtspSink("front", "rtsp://127.0.0.1:9/none", Encoding(preset="ultrafast"), timeout=0.5)
+    other.start()
+    hls.start()
+    for r in results:
+        hls.submit(r)
+        other.submit(r)  # fails (nothing listens) and retries the same result: draws it again each time
+    hls.stop()
+    other.stop(timeout=0.5)
+    assert hls.frames == 3
+    assert all((r.image == o).all() for r, o in zip(results, originals, strict=True))
