@@ -149,7 +149,11 @@ class RtspOutput(StreamSettings):
     )
     transport: RtspTransport = Field(RtspTransport.TCP, description="tcp (through firewalls, no loss) or udp.")
     timeout: float = Field(
-        5.0, gt=0, le=120, description="Seconds a connection attempt or a send may take before it counts as failed."
+        5.0,
+        gt=0,
+        le=120,
+        description="Seconds the connection, a reply of the server or the sending of one frame may take before "
+        "it counts as failed (and the connection is retried).",
     )
     retry_max: float = Field(
         30.0, gt=0, le=3600, description="Cap of the wait between reconnect attempts, which doubles from 0.5 s."
@@ -167,7 +171,8 @@ class HlsOutput(StreamSettings):
     dir: Path = Field(
         description="Folder for index.m3u8 and its segments (segment-<n>.ts), relative to the config file; "
         "created. Serve it with any web server. The output's own old segments are deleted (also those left "
-        "by an earlier run); nothing else in the folder is touched." + _NOT_AN_INPUT
+        "by an earlier run); nothing else in the folder is touched, and nothing else may be in it (validate "
+        "checks)." + _NOT_AN_INPUT
     )
     segment_seconds: float = Field(2.0, ge=0.5, le=60, description="Target length of a segment, in seconds.")
     list_size: int = Field(
