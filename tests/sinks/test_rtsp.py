@@ -34,7 +34,6 @@ def test_the_annotated_stream_reaches_the_server(rtsp_record_server) -> None:  #
     codec, size, frames = decode(str(recording))
     assert codec == "h264" and size == (320, 180)  # 640x360 scaled to width 320
     assert len(frames) >= 45  # every frame pushed arrived (a few may still be in flight at TEARDOWN)
-    # the label box of track 7 is drawn on the frame: pixels of the box colour where the scene has none
     assert not (frames[10] == frames[11]).all()  # the scene moves: these are the live frames, not a still
 
 
