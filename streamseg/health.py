@@ -3,8 +3,9 @@
 Two questions, answered per camera:
 - `alive`: nothing of the camera is hung. Its worker got round its loop within `hang_timeout` seconds (a worker
   waiting for a frame, or for an inference server to come back, still beats), and none of its outputs has spent
-  longer than that in one write (a stuck network mount, a pipe nobody reads). Only a restart recovers a thread
-  stuck in a call, so the systemd watchdog pings stop while any camera is not alive.
+  longer than that in one write (a stuck network mount, a pipe nobody reads; the RTSP output excepted: its
+  writes are bounded by its own timeout and it drops frames meanwhile, see sinks/rtsp.py). Only a restart
+  recovers a thread stuck in a call, so the systemd watchdog pings stop while any camera is not alive.
 - `healthy`: alive, and streaming or ended cleanly (a file that reached its end). A camera that is starting,
   reconnecting, degraded (an output failing) or failed is not healthy, but it is alive: restarting the daemon
   would not bring a camera back and would interrupt the others, so that alone never stops the watchdog.
@@ -46,7 +47,7 @@ def _camera(c: CameraPipeline, hang_timeout: float, now: float) -> dict[str, Any
         hung = f"worker: no progress for {now - c.heartbeat:.0f} s"
     for sink in c.sinks:
         since = sink.busy_since
-        if hung is None and since is not None and now - since > hang_timeout:
+        if hung is None and sink.watchdog and since is not None and now - since > hang_timeout:
             hung = f"{sink.target}: one write running for {now - since:.0f} s"
     ended_cleanly = state == CameraState.STOPPED and c.error is None
     return {

@@ -23,13 +23,15 @@ MASK = "***"
 
 
 def config_secrets(config: AppConfig) -> list[str]:
-    """Every secret value in `config`: camera URL passwords and secret parameters, secret-named FFmpeg
-    options (e.g. an auth token), the MQTT password (also when read from `password_file`), the HTTP token and
-    password."""
+    """Every secret value in `config`: camera and RTSP output URL passwords and secret parameters, secret-named
+    FFmpeg options (e.g. an auth token), the MQTT password (also when read from `password_file`), the HTTP token
+    and password."""
     found: list[str] = []
     for camera in config.cameras.values():
         found += url_secrets(camera.source.url)
         found += [value for name, value in camera.source.options.items() if SECRET_NAME.search(name)]
+        if camera.outputs.rtsp is not None:  # an RTSP server that wants publishers to log in
+            found += url_secrets(camera.outputs.rtsp.url)
     mqtt = config.mqtt
     if mqtt is not None:
         with contextlib.suppress(OSError):  # the daemon reports an unreadable password_file itself

@@ -103,3 +103,18 @@ class SourceKind(StrEnum):
     HTTP = "http"  # progressive streams (MJPEG, MPEG-TS) and HLS playlists alike
     V4L2 = "v4l2"
     STREAM = "stream"  # rtmp, udp, tcp, srt
+
+
+class VideoEncoder(StrEnum):
+    """H.264 encoder of the annotated outputs (`outputs.*.encoder`); auto: NVENC when it opens, else libx264."""
+
+    AUTO = "auto"
+    LIBX264 = "libx264"
+    H264_NVENC = "h264_nvenc"
+
+
+class RtspTransport(StrEnum):
+    """How an RTSP output sends its packets to the server."""
+
+    TCP = "tcp"  # interleaved in the RTSP connection: passes firewalls and NAT, no loss
+    UDP = "udp"

@@ -35,9 +35,10 @@ class RtspServer:
 
     host = "127.0.0.1"
 
-    def __init__(self, media: Path | None = None, port: int | None = None) -> None:
+    def __init__(self, media: Path | None = None, port: int | None = None, record: Path | None = None) -> None:
         self.port = port or free_port()
         self.media = media
+        self.record = record  # a folder: /push and /push2 accept publishers (RECORD), saved there as .ts
         self._proc: subprocess.Popen | None = None
         # GStreamer's warnings go to a file, so a full pipe never blocks the server
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the server object
@@ -49,6 +50,7 @@ class RtspServer:
         if self._proc is not None:
             return
         cmd = [SYSTEM_PYTHON, str(SCRIPT), str(self.port)] + (["--media", str(self.media)] if self.media else [])
+        cmd += ["--record", str(self.record)] if self.record else []
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, text=True)
         assert self._proc.stdout is not None
         if self._proc.stdout.readline().strip() != "READY":
@@ -84,18 +86,41 @@ class RtspServer:
         if self._proc is not None:
             os.kill(self._proc.pid, signal.SIGCONT)
 
+    def recordings(self, mount: str = "push") -> list[Path]:
+        """The streams published to `mount` so far, one MPEG-TS file per publish, oldest first."""
+        assert self.record is not None
+        return sorted(self.record.glob(f"{mount}-*.ts"), key=lambda p: p.stat().st_mtime)
 
-@pytest.fixture
-def rtsp_server() -> Iterator[RtspServer]:
-    """A fresh server for one test: /test (live 320x240 25 fps), /hd (640x480), /bikes (bikes.mp4, once)."""
+
+def skip_without_gst_rtsp() -> None:
     if not gst_rtsp_available():
         pytest.skip(
             "GStreamer's RTSP server is not installed for /usr/bin/python3 "
             "(apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-{base,good,bad,ugly} "
             "gstreamer1.0-libav, or run tools/system-deps.sh)"
         )
+
+
+@pytest.fixture
+def rtsp_server() -> Iterator[RtspServer]:
+    """A fresh server for one test: /test (live 320x240 25 fps), /hd (640x480), /bikes (bikes.mp4, once)."""
+    skip_without_gst_rtsp()
     media = SHARED / "media" / "bikes.mp4"
     server = RtspServer(media if media.is_file() else None)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def rtsp_record_server(tmp_path: Path) -> Iterator[RtspServer]:
+    """A fresh server that accepts publishers at /push and /push2 (as MediaMTX does); see RtspServer.recordings."""
+    skip_without_gst_rtsp()
+    folder = tmp_path / "recorded"
+    folder.mkdir()
+    server = RtspServer(record=folder)
     server.start()
     try:
         yield server

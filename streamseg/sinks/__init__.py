@@ -1,4 +1,7 @@
-"""Where results go: JSON lines, annotated video, MQTT. Each sink runs on its own thread behind a bounded queue."""
+"""Where results go: JSON lines, annotated video (file, RTSP, HLS), MQTT.
+
+Each sink runs on its own thread behind a bounded queue.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +33,14 @@ def build_sinks(
         from streamseg.sinks.video import VideoSink  # PyAV's encoder: only when a camera writes video
 
         sinks.append(VideoSink.from_config(camera, cfg))
+    if cfg.outputs.rtsp is not None:
+        from streamseg.sinks.rtsp import RtspSink
+
+        sinks.append(RtspSink.from_config(camera, cfg))
+    if cfg.outputs.hls is not None:
+        from streamseg.sinks.hls import HlsSink
+
+        sinks.append(HlsSink.from_config(camera, cfg))
     if publisher is not None:
         from streamseg.sinks.mqtt import MqttSink
 

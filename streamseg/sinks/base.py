@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 import supervision as sv
 
+from streamseg.sources.backoff import Backoff
 from streamseg.vocab import RingPolicy
 
 if TYPE_CHECKING:
@@ -74,11 +75,12 @@ class Sink(ABC):
     every frame in the output and the source itself is paced by the pipeline); otherwise a full queue drops
     the result and counts it in `dropped`.
 
-    A write that raises is retried, the same result again, with capped exponential backoff (`retry_initial`
-    doubling to `retry_max` seconds), so a transient failure (a full disk that is freed, a path that comes
-    back) loses nothing. Meanwhile `error` names the output and the reason (`jsonl output /data/x.jsonl:
-    [Errno 28] No space left on device`), `on_change` is called, new results queue up to the bound and the
-    rest are dropped and counted, even with `block_when_full`: a camera never waits on a failing sink.
+    A write that raises is retried, the same result again, with capped, jittered exponential backoff
+    (sources.backoff: `retry_initial` doubling to `retry_max` seconds), so a transient failure (a full disk that
+    is freed, a path that comes back) loses nothing. Meanwhile `error` names the output and the reason
+    (`jsonl output /data/x.jsonl: [Errno 28] No space left on device`), `on_change` is called, new results
+    queue up to the bound and the rest are dropped and counted, even with `block_when_full`: a camera never
+    waits on a failing sink.
     `stop` drains what is queued, hands the camera's closing `end` events to `finish` (the end-of-stream
     hook), then closes; a sink still failing gives up after `timeout` seconds (counting what it could not
     write as dropped), so the end of a stream never hangs on a dead output.
@@ -90,6 +92,7 @@ class Sink(ABC):
     retry_initial: float = 0.5
     retry_max: float = 30.0
     drain_timeout: float = 10.0  # default for stop(): how long a failing sink keeps trying at the end
+    watchdog: ClassVar[bool] = True  # a write running past hang_timeout makes the camera hung (health.py)
 
     def __init__(self, camera: str, *, queue_size: int = 64, block_when_full: bool = False) -> None:
         self.camera = camera
@@ -222,7 +225,7 @@ class Sink(ABC):
 
     def _deliver(self, handle: Callable[[Any], None], item: Any) -> bool:
         """`handle(item)` (write or finish), retrying with backoff; False when giving up (past the deadline)."""
-        delay = self.retry_initial
+        backoff = Backoff(self.retry_initial, self.retry_max)  # jitter: outputs that failed together retry apart
         while True:
             t0 = time.perf_counter()
             self.busy_since = time.monotonic()
@@ -233,6 +236,7 @@ class Sink(ABC):
                 self.busy_s += time.perf_counter() - t0
                 self.failures += 1
                 self._failed(exc)
+                delay = backoff.next()
                 if not self._stopping.is_set():
                     self._stopping.wait(delay)  # stop() cuts the wait short: one more try at once
                 else:
@@ -240,7 +244,6 @@ class Sink(ABC):
                     if left <= 0:
                         return False
                     time.sleep(min(delay, left))
-                delay = min(2 * delay, self.retry_max)
                 continue
             self.busy_since = None
             self.busy_s += time.perf_counter() - t0

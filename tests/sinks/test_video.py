@@ -15,6 +15,7 @@ from supervision.detection.compact_mask import CompactMask
 
 from streamseg.sinks.annotate import annotate, labels
 from streamseg.sinks.base import FrameResult
+from streamseg.sinks.encoder import Encoding
 from streamseg.sinks.video import VideoSink, frame_rate
 
 
@@ -215,3 +216,47 @@ def test_a_video_sink_that_got_no_frame_writes_no_file(tmp_path: Path) -> None:
     sink.start()
     sink.stop(end_events=[])  # the end of a stream that never gave a frame
     assert sink.outputs() == [] and not (tmp_path / "none.mp4").exists()
+
+
+def test_segments_play_on_their_own_and_retention_deletes_the_oldest(tmp_path: Path) -> None:
+    import os
+
+    from tests.sinks.frames import live_results
+
+    out = tmp_path / "front.mp4"
+    old = tmp_path / "front-20200101-000000.mp4"  # an earlier run's segment, two days old: past `keep`
+    old.write_bytes(b"x" * 100)
+    os.utime(old, (time.time() - 2 * 86400,) * 2)
+    unrelated = tmp_path / "front-notes.mp4"  # not a segment name: never deleted
+    unrelated.write_bytes(b"y")
+    encoding = Encoding(preset="ultrafast", width=320)
+    sink = VideoSink("front", out, encoding=encoding, segment_seconds=2, keep="1d", block_when_full=True)
+    sink.start()
+    assert not old.exists()  # retention runs at start too
+    for result in live_results(175):  # 7 s at 25 fps, 2 s segments; capture time 2 s apart per segment
+        sink.submit(result)
+    sink.stop()
+    assert sink.error is None and not out.exists()
+    names = [p.name for p in sink.files]  # front-YYYYmmdd-HHMMSS.mp4, the local time of each first frame
+    stamps = [time.strftime("%Y%m%d-%H%M%S", time.localtime(1_760_000_000 + 2 * i)) for i in range(4)]
+    assert names == [f"front-{stamp}.mp4" for stamp in stamps]
+    assert sink.segments() == sink.files
+    counts = [len(_frames(p)) for p in sink.files]
+    assert counts == [50, 50, 50, 25]  # each a complete MP4 starting with a keyframe
+    with av.open(str(sink.files[1])) as container:
+        assert next(container.decode(video=0)).key_frame
+    assert unrelated.exists()
+
+
+def test_size_retention_keeps_the_newest_segments_within_the_limit(tmp_path: Path) -> None:
+    from tests.sinks.frames import live_results
+
+    sink = VideoSink("front", tmp_path / "front.mp4", segment_seconds=2, keep="10KB", block_when_full=True)
+    sink.start()
+    for result in live_results(250):  # 10 s: five segments of ~5 kB each (the scene compresses well)
+        sink.submit(result)
+    sink.stop()
+    assert len(sink.files) == 5 and sink.error is None
+    left = sink.segments()
+    assert 2 <= len(left) <= 3 and left == sink.files[-len(left) :]  # the newest kept, the oldest deleted
+    assert sum(p.stat().st_size for p in left[:-1]) <= 10_000  # the limit, before the last one was started
