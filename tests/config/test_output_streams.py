@@ -18,6 +18,7 @@ def test_the_docker_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> 
     """docker/config/cameras.example.yaml is what compose users copy: its outputs.rtsp must validate."""
     monkeypatch.setenv("FRONT_PW", "pw1")
     monkeypatch.setenv("GARAGE_PW", "pw2")
+    monkeypatch.setenv("HTTP_TOKEN", "tok")
     cfg = load_config(ROOT / "docker" / "config" / "cameras.example.yaml", check_models=False)
     front = cfg.cameras["front"].outputs.rtsp
     assert front is not None and front.url == "rtsp://mediamtx:8554/front"
