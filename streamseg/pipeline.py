@@ -68,17 +68,17 @@ class CameraStats:
         """Frames gated (taken, not inferred) a second, recently."""
         return _rate(self.recent_gated)
 
+    @property
+    def latency_s(self) -> float:
+        """Mean seconds from capture (decode) to hand-off to the sinks over the recent processed frames."""
+        return sum(self.latency) / len(self.latency) if self.latency else 0.0
+
 
 def _rate(times: deque) -> float:
     if len(times) < 2:
         return 0.0
     span = times[-1] - times[0]
     return (len(times) - 1) / span if span > 0 else 0.0
-
-    @property
-    def latency_s(self) -> float:
-        """Mean seconds from capture (decode) to hand-off to the sinks over the recent frames."""
-        return sum(self.latency) / len(self.latency) if self.latency else 0.0
 
 
 @dataclass(slots=True)
