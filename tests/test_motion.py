@@ -1,4 +1,4 @@
-"""Motion gating, mask, regions and fair rates on the real model and real video (docs/motion.md).
+"""Motion gating, mask, regions and fair rates on the real model and real video (README, "Motion").
 
 The still clip is bikes.mp4's first frame held 20 s, 4 s of its real motion, then its last moving frame held 4 s."""
 

@@ -1,4 +1,4 @@
-"""`motion:` section of a camera: spend inference only where something moves (docs/motion.md)."""
+"""`motion:` section of a camera: spend inference only where something moves (README, "Motion")."""
 
 from __future__ import annotations
 
