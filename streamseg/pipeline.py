@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -154,7 +155,10 @@ class CameraPipeline:
         self._rate = 0.0
         self.motion = MotionDetector(cfg.motion) if cfg.motion.enabled else None
         self._held = sv.Detections.empty()  # the last processed frame's detections (before tracking)
-        self._refreshed = -float("inf")  # pts of the last frame inferred
+        self._refreshed = -float("inf")  # pts of the last frame inferred (the first: minus this camera's phase)
+        # Cameras started together would refresh together, a burst every refresh_seconds: each camera's first
+        # refresh comes at its own point of the interval (from its name, so the same every run).
+        self._phase = (zlib.crc32(name.encode()) / 2**32) * (cfg.motion.refresh_seconds or 0.0)
         # When the worker last got round its loop (monotonic): streamseg.health calls a worker whose heartbeat
         # is older than `hang_timeout` hung. Waiting for a frame or for an engine to come back still beats;
         # None while it waits for its outputs to drain at the end (each output's own write is watched).
@@ -263,7 +267,8 @@ class CameraPipeline:
         refresh = cfg.refresh_seconds is not None and frame.pts - self._refreshed >= cfg.refresh_seconds
         if not motion.moving and not refresh:
             return []
-        self._refreshed = frame.pts
+        first = self._refreshed == -float("inf")
+        self._refreshed = frame.pts - (self._phase if first else 0.0)
         if not cfg.regions or not motion.moving or refresh:
             return whole
         side = max(self.model.imgsz)
