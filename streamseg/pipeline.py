@@ -44,7 +44,8 @@ from streamseg.vocab import CameraState, TrackerType
 
 log = logging.getLogger(__name__)
 
-STAGES = ("motion", "preprocess", "infer", "postprocess", "track", "handoff")  # the worker's, bench/stats order
+STAGES = ("preprocess", "infer", "postprocess", "track", "handoff")  # the worker's, in bench and stats order
+# (with motion.enabled, a "motion" stage too: tools/motion_bench.py measures it)
 
 
 @dataclass

@@ -4,6 +4,7 @@ The still clip is bikes.mp4's first frame held 20 s, 4 s of its real motion, the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -17,6 +18,7 @@ from streamseg.config.camera import CameraConfig
 from streamseg.config.motion import MotionConfig
 from streamseg.inference.pool import StagePool
 from streamseg.inference.stage import InferenceStage
+from streamseg.metrics import CameraCollector
 from streamseg.models.yolo import YoloModel
 from streamseg.motion import MotionDetector
 from streamseg.pipeline import CameraPipeline
@@ -188,8 +190,6 @@ def test_tracks_live_on_through_gated_frames(still_runs: StillRuns) -> None:
 
 
 def test_gated_frames_publish_no_detections_and_are_counted_apart(still_runs: StillRuns) -> None:
-    import json
-
     camera = still_runs.gated.camera
     lines = [json.loads(line) for line in still_runs.jsonl.read_text().splitlines()]
     frames = [obj["frame"] for obj in lines if obj["topic"] == "detections"]
@@ -200,6 +200,15 @@ def test_gated_frames_publish_no_detections_and_are_counted_apart(still_runs: St
     assert stats["frames"] == camera.stats.frames and stats["gated"] == camera.stats.gated
     assert stats["wanted_fps"] == 25.0
     validate("stats", {"ts": 0.0, "cameras": {"gated": stats}})
+    metrics = {
+        sample.name: sample.value
+        for family in CameraCollector(lambda: {"gated": camera}).collect()
+        for sample in family.samples
+        if "state" not in sample.labels and "sink" not in sample.labels
+    }
+    assert metrics["streamseg_camera_frames_total"] == camera.stats.frames
+    assert metrics["streamseg_camera_gated_frames_total"] == camera.stats.gated
+    assert metrics["streamseg_camera_wanted_fps"] == 25.0
 
 
 def test_motion_only_in_masked_areas_runs_no_inference(still_runs: StillRuns) -> None:
