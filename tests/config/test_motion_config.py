@@ -31,7 +31,10 @@ def test_a_motion_section_with_a_mask(tmp_path: Path) -> None:
             "    motion: {mask: [[[0, 0], [10, 0], [10, 0]]]}\n",
             "cameras.front.motion.mask: each mask polygon needs at least 3 distinct points",
         ),
-        ("    motion: {mask: [[[0, 0], [10, 0], [10, -5]]]}\n", "cameras.front.motion.mask: point [10.0, -5.0] is outside"),
+        (
+            "    motion: {mask: [[[0, 0], [10, 0], [10, -5]]]}\n",
+            "cameras.front.motion.mask: point [10.0, -5.0] is outside",
+        ),
         ("    motion: {enable: true}\n", "cameras.front.motion.enable: unknown key"),
     ],
 )
