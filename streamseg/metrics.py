@@ -41,7 +41,19 @@ class CameraCollector:
         infer = GaugeMetricFamily(
             "streamseg_camera_inference_ms", "Mean engine time per frame, milliseconds", labels=["camera"]
         )
-        frames = CounterMetricFamily("streamseg_camera_frames", "Frames processed", labels=["camera"])
+        wanted = GaugeMetricFamily(
+            "streamseg_camera_wanted_fps",
+            "Frames a second the camera wants processed (source rate capped by fps); more than fps + gated fps "
+            "when inference cannot keep up",
+            labels=["camera"],
+        )
+        gated_fps = GaugeMetricFamily(
+            "streamseg_camera_gated_fps", "Frames a second skipped by motion gating (recent)", labels=["camera"]
+        )
+        frames = CounterMetricFamily("streamseg_camera_frames", "Frames processed (inferred)", labels=["camera"])
+        gated = CounterMetricFamily(
+            "streamseg_camera_gated_frames", "Frames not inferred because nothing moved", labels=["camera"]
+        )
         decoded = CounterMetricFamily("streamseg_camera_decoded_frames", "Frames decoded", labels=["camera"])
         dropped = CounterMetricFamily(
             "streamseg_camera_dropped_frames", "Frames dropped because inference was behind", labels=["camera"]
@@ -66,7 +78,10 @@ class CameraCollector:
             fps.add_metric([name], cam.stats.fps)
             latency.add_metric([name], cam.stats.latency_s)
             infer.add_metric([name], cam.times.ms("infer"))
+            wanted.add_metric([name], cam.wanted_fps)
+            gated_fps.add_metric([name], cam.stats.gated_fps)
             frames.add_metric([name], cam.stats.frames)
+            gated.add_metric([name], cam.stats.gated)
             decoded.add_metric([name], cam.source.frames_decoded)
             dropped.add_metric([name], cam.dropped)
             reconnects.add_metric([name], cam.reconnects)
@@ -75,7 +90,7 @@ class CameraCollector:
                 sink_failures.add_metric([name, sink.kind], sink.failures)
                 sink_written.add_metric([name, sink.kind], sink.written)
                 sink_dropped.add_metric([name, sink.kind], sink.dropped)
-        yield from (state, fps, latency, infer, frames, decoded, dropped, reconnects)
+        yield from (state, fps, wanted, gated_fps, latency, infer, frames, gated, decoded, dropped, reconnects)
         yield from (sink_failing, sink_failures, sink_written, sink_dropped)
 
 

@@ -14,18 +14,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import numpy as np
+import supervision as sv
 
+from streamseg import regions
 from streamseg.config.camera import CameraConfig
 from streamseg.errors import EngineUnavailable
 from streamseg.inference.stage import Inference, InferenceStage
 from streamseg.models.letterbox import LetterboxParams
 from streamseg.models.yolo import YoloModel
+from streamseg.motion import MotionDetector
+from streamseg.regions import Window
 from streamseg.sinks.base import FrameResult, Sink
 from streamseg.sources.backoff import Backoff
 from streamseg.sources.frame import Frame
@@ -40,44 +45,65 @@ from streamseg.vocab import CameraState, TrackerType
 log = logging.getLogger(__name__)
 
 STAGES = ("preprocess", "infer", "postprocess", "track", "handoff")  # the worker's, in bench and stats order
+# (with motion.enabled, a "motion" stage too: tools/motion_bench.py measures it)
 
 
 @dataclass
 class CameraStats:
-    frames: int = 0  # frames processed
+    frames: int = 0  # frames processed (inferred)
+    gated: int = 0  # frames taken but not inferred: nothing moved (motion gating)
     detections: int = 0
     events: int = 0
     tracks_in_view: int = 0
     started: float = field(default_factory=time.monotonic)
     recent: deque = field(default_factory=lambda: deque(maxlen=50))  # monotonic times of recent frames
     latency: deque = field(default_factory=lambda: deque(maxlen=50))  # capture -> sinks, seconds, recent frames
+    recent_gated: deque = field(default_factory=lambda: deque(maxlen=50))  # monotonic times of recent gated frames
 
     @property
     def fps(self) -> float:
-        if len(self.recent) < 2:
-            return 0.0
-        span = self.recent[-1] - self.recent[0]
-        return (len(self.recent) - 1) / span if span > 0 else 0.0
+        """Frames processed (inferred) a second, recently."""
+        return _rate(self.recent)
+
+    @property
+    def gated_fps(self) -> float:
+        """Frames gated (taken, not inferred) a second, recently."""
+        return _rate(self.recent_gated)
 
     @property
     def latency_s(self) -> float:
-        """Mean seconds from capture (decode) to hand-off to the sinks over the recent frames."""
+        """Mean seconds from capture (decode) to hand-off to the sinks over the recent processed frames."""
         return sum(self.latency) / len(self.latency) if self.latency else 0.0
+
+
+def _rate(times: deque) -> float:
+    if len(times) < 2:
+        return 0.0
+    span = times[-1] - times[0]
+    return (len(times) - 1) / span if span > 0 else 0.0
+
+
+@dataclass(slots=True)
+class _Part:
+    """One engine input of a frame: the whole frame, or one of its regions."""
+
+    window: Window
+    letterbox: LetterboxParams
+    tensor: np.ndarray  # the input buffer, reused once the stage is done with it
+    future: Future
 
 
 @dataclass(slots=True)
 class _InFlight:
-    """A frame handed to the inference stage: what the worker needs once its outputs are back."""
+    """A frame handed to the inference stage (or gated): what the worker needs once its outputs are back."""
 
     index: int
     pts: float
     capture_ts: float
     width: int
     height: int
-    letterbox: LetterboxParams
-    tensor: np.ndarray  # the input buffer, reused once the stage is done with it
+    parts: list[_Part]  # none: gated, nothing moved; the last detections stand
     image: np.ndarray | None  # a copy of the frame for the sinks that draw or snapshot it
-    future: Future
 
 
 StatusCallback = Callable[[str, str, "str | None"], None]  # (camera, state, error)
@@ -127,6 +153,12 @@ class CameraPipeline:
             sink.on_change = self._on_sink
         self._tensors: list[np.ndarray] = []  # free input buffers
         self._rate = 0.0
+        self.motion = MotionDetector(cfg.motion) if cfg.motion.enabled else None
+        self._held = sv.Detections.empty()  # the last processed frame's detections (before tracking)
+        self._refreshed = -float("inf")  # pts of the last frame inferred (the first: minus this camera's phase)
+        # Cameras started together would refresh together, a burst every refresh_seconds: each camera's first
+        # refresh comes at its own point of the interval (from its name, so the same every run).
+        self._phase = (zlib.crc32(name.encode()) / 2**32) * (cfg.motion.refresh_seconds or 0.0)
         # When the worker last got round its loop (monotonic): streamseg.health calls a worker whose heartbeat
         # is older than `hang_timeout` hung. Waiting for a frame or for an engine to come back still beats;
         # None while it waits for its outputs to drain at the end (each output's own write is watched).
@@ -166,6 +198,12 @@ class CameraPipeline:
         return self.ring.dropped
 
     @property
+    def wanted_fps(self) -> float:
+        """Frames a second the camera wants processed: its source's rate capped by `fps` (0 until it is known).
+        Less than fps + gated_fps when inference cannot keep up (the rest are dropped)."""
+        return self._rate
+
+    @property
     def reconnects(self) -> int:
         return self.source.reconnects
 
@@ -199,30 +237,78 @@ class CameraPipeline:
         self._finish()
 
     def _submit(self, frame: Frame) -> _InFlight:
-        """Preprocess a frame into an input buffer, hand it to the stage, and give the ring slot back."""
+        """Preprocess a frame (or its regions) into input buffers, hand them to the stage, give the ring slot back.
+        A gated frame (nothing moved) gets no input at all."""
+        parts: list[_Part] = []
         try:
             if not self._rate:
                 self._rate = self._processing_rate()  # known once the source has opened the stream
+            windows = self._windows(frame)
             with self.times("preprocess"):
-                tensor, letterbox = self.model.preprocess(frame.image, self._tensor())
+                for window in windows:
+                    tensor, letterbox = self.model.preprocess(window.crop(frame.image), self._tensor())
+                    parts.append(_Part(window, letterbox, tensor, Future()))
                 # asked per frame: the live view wants images only while someone watches
                 image = frame.image.copy() if any(s.needs_image for s in self.sinks) else None
         finally:
             frame.release()
-        future = self.stage.submit(tensor)
-        return _InFlight(
-            frame.index, frame.pts, frame.capture_ts, frame.width, frame.height, letterbox, tensor, image, future
-        )
+        for part in parts:
+            part.future = self.stage.submit(part.tensor, camera=self.name)
+        return _InFlight(frame.index, frame.pts, frame.capture_ts, frame.width, frame.height, parts, image)
+
+    def _windows(self, frame: Frame) -> list[Window]:
+        """Where to run the model on this frame: the whole frame, its moving regions, or nowhere (gated: nothing
+        moved since the previous frame and the last refresh is recent)."""
+        whole = [regions.full((frame.height, frame.width))]
+        if self.motion is None:
+            return whole
+        with self.times("motion"):
+            motion = self.motion(frame.image)
+        cfg = self.cfg.motion
+        refresh = cfg.refresh_seconds is not None and frame.pts - self._refreshed >= cfg.refresh_seconds
+        if not motion.moving and not refresh:
+            return []
+        first = self._refreshed == -float("inf")
+        self._refreshed = frame.pts - (self._phase if first else 0.0)
+        if not cfg.regions or not motion.moving or refresh:
+            return whole
+        side = max(self.model.imgsz)
+        planned = regions.plan(motion.boxes, self._held.xyxy, (frame.height, frame.width), side, cfg.max_regions)
+        return whole if planned is None else planned
 
     def _complete(self, item: _InFlight) -> None:
-        """The oldest frame in flight: wait for its outputs, then decode, track and hand it to the sinks."""
-        inference = self._result(item)
-        self._tensors.append(item.tensor)
-        if inference is None:  # stopped while the engine was unavailable: the frame is dropped
-            return
-        self.times.add("infer", inference.engine_s / inference.batch)
-        with self.times("postprocess"):
-            detections = self.model.postprocess(inference.outputs, item.letterbox, (item.height, item.width))
+        """The oldest frame in flight: wait for its outputs, then decode, track and hand it to the sinks.
+
+        A gated frame's detections are the last processed frame's: nothing moved, so they still stand, and the
+        tracker is stepped with them at this frame's time, so a still object keeps its track and a lost one ends
+        when the tracker's lost-track buffer says (it counts time, not calls)."""
+        frame_hw = (item.height, item.width)
+        inferred = bool(item.parts)
+        if inferred:
+            found: list[sv.Detections] = []
+            for part in item.parts:
+                inference = self._result(part)
+                self._tensors.append(part.tensor)
+                if inference is None:  # stopped while the engine was unavailable: the frame is dropped
+                    return
+                self.times.add("infer", inference.engine_s / inference.batch)
+                with self.times("postprocess"):
+                    crop_hw = (part.window.y1 - part.window.y0, part.window.x1 - part.window.x0)
+                    found.append(
+                        regions.to_frame(
+                            self.model.postprocess(inference.outputs, part.letterbox, crop_hw), part.window, frame_hw
+                        )
+                    )
+            if item.parts[0].window != regions.full(frame_hw):
+                with self.times("postprocess"):  # regions: merge them, and keep the still objects outside them
+                    windows = [p.window for p in item.parts]
+                    found.append(regions.outside(self._held, windows))
+                    detections = regions.merge(found, self.model.iou)
+            else:
+                detections = found[0]
+            self._held = detections
+        else:
+            detections = self._held
         events: list = []
         zones: list[list[str]] = []
         crossings: list[list[tuple[str, str]]] = []
@@ -248,19 +334,24 @@ class CameraPipeline:
                 crossings=crossings,
                 image=item.image,
                 fps=self._rate,
+                inferred=inferred,
             )
             for sink in self.sinks:
                 sink.submit(result)
 
         stats = self.stats
-        stats.frames += 1
-        stats.detections += len(detections)
         stats.events += len(events)
         stats.tracks_in_view = len(self.events.active) if self.events is not None else len(detections)
+        if not inferred:
+            stats.gated += 1
+            stats.recent_gated.append(time.monotonic())
+            return
+        stats.frames += 1
+        stats.detections += len(detections)
         stats.recent.append(time.monotonic())
         stats.latency.append(time.time() - item.capture_ts)
 
-    def _result(self, item: _InFlight) -> Inference | None:
+    def _result(self, item: _Part) -> Inference | None:
         """The frame's outputs. While the engine is unavailable (an inference server down or restarting) the camera
         is `reconnecting`, like a camera that went away, and the frame is sent again until it runs; None if the
         camera is stopped meanwhile.
@@ -280,7 +371,7 @@ class CameraPipeline:
                         self._refresh()
                     if self._pause(backoff.next()):
                         return None
-                item.future = self.stage.submit(item.tensor)
+                item.future = self.stage.submit(item.tensor, camera=self.name)
                 continue
             if self._engine_error is not None:  # it is back
                 log.info("camera %r: inference is back", self.name)

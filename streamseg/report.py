@@ -23,14 +23,17 @@ def camera_stats(c: CameraPipeline) -> dict[str, Any]:
         "state": c.state,
         "error": c.status_error,
         "fps": round(c.stats.fps, 2),
+        "wanted_fps": round(c.wanted_fps, 2),
+        "gated_fps": round(c.stats.gated_fps, 2),
         "frames": c.stats.frames,
+        "gated": c.stats.gated,
         "dropped": c.dropped,
         "skipped": c.source.frames_skipped,
         "bad_packets": c.source.bad_packets,
         "reconnects": c.reconnects,
         "inference_ms": round(c.times.ms("infer"), 2),
         "latency_ms": round(1000 * c.stats.latency_s, 1),
-        "queues": {"ring": c.ring.depth, **{s.kind: s.depth for s in c.sinks}},
+        "queues": {"ring": c.ring.depth, "inference": c.stage.queued_for(c.name), **{s.kind: s.depth for s in c.sinks}},
         "sink_dropped": {s.kind: s.dropped for s in c.sinks},
         "sinks": {s.kind: s.stats() for s in c.sinks},
     }
@@ -64,12 +67,14 @@ def log_stats(payload: dict[str, Any]) -> None:
     for name, s in payload["cameras"].items():
         if "fps" in s:
             log.info(
-                "camera %r: %s, %d frames, %.1f fps, infer %.1f ms, dropped %d",
+                "camera %r: %s, %d frames, %.1f fps (wants %.1f), infer %.1f ms, gated %d, dropped %d",
                 name,
                 s["state"],
                 s["frames"],
                 s["fps"],
+                s["wanted_fps"],
                 s["inference_ms"],
+                s["gated"],
                 s["dropped"],
             )
 
@@ -95,7 +100,7 @@ def summary(
         wrote = [str(path) for sink in c.sinks for path in sink.outputs()]
         lost = [f"{s.target} dropped {s.dropped}" for s in c.sinks if s.dropped]
         log.info(
-            "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d dropped%s%s%s",
+            "summary %r: %s, %d frames in %.1f s (%.1f fps), %d detections, %d events, %d gated, %d dropped%s%s%s",
             name,
             c.state,
             c.stats.frames,
@@ -103,6 +108,7 @@ def summary(
             c.stats.frames / elapsed if elapsed > 0 else 0.0,
             c.stats.detections,
             c.stats.events,
+            c.stats.gated,
             c.dropped,
             f", error: {c.error}" if c.error else "",
             f", wrote {', '.join(wrote)}" if wrote else "",

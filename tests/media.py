@@ -88,3 +88,23 @@ def grey_ramp(dst: Path, values: list[int], *, size: tuple[int, int] = (320, 320
             out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         out.mux(stream.encode())
     return dst
+
+
+def still_clip(
+    src: Path, dst: Path, *, still_before: float = 20.0, moving: float = 4.0, still_after: float = 4.0, fps: int = 25
+) -> tuple[range, range, range]:
+    """A surveillance-like clip from `src`: its first frame held for `still_before` seconds, then `moving` seconds
+    of its real motion, then its last moving frame held for `still_after` seconds (H.264, `fps`). Returns the frame
+    indices of the three parts: still, moving, still."""
+    n_before, n_moving, n_after = round(still_before * fps), round(moving * fps), round(still_after * fps)
+    with av.open(str(src)) as inp:
+        source = [f.to_ndarray(format="bgr24") for _, f in zip(range(n_moving + 1), inp.decode(video=0), strict=False)]
+    h, w = source[0].shape[:2]
+    images = [source[0]] * n_before + source[1 : n_moving + 1] + [source[n_moving]] * n_after
+    with av.open(str(dst), "w") as out:
+        stream = out.add_stream("libx264", rate=fps, options={"crf": "20", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for image in images:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")))
+        out.mux(stream.encode())
+    return range(n_before), range(n_before, n_before + n_moving), range(n_before + n_moving, len(images))

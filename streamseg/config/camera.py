@@ -7,6 +7,7 @@ from pydantic import Field, field_validator, model_validator
 from streamseg.config.base import Section
 from streamseg.config.events import EventsConfig
 from streamseg.config.model import ModelConfig
+from streamseg.config.motion import MotionConfig
 from streamseg.config.outputs import OutputsConfig
 from streamseg.config.snapshots import SnapshotsConfig
 from streamseg.config.source import SourceConfig
@@ -34,6 +35,9 @@ class CameraConfig(Section):
     )
     lines: dict[str, LineConfig] = Field(default_factory=dict, description="Counting lines by name (crossings in/out).")
     snapshots: SnapshotsConfig = Field(default_factory=SnapshotsConfig, description="JPEG snapshots on MQTT.")
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig, description="Motion gating: infer only while something moves; regions."
+    )
 
     @field_validator("zones")
     @classmethod

@@ -10,6 +10,13 @@ On a CPU, sessions with one share of the cores each give the most frames a secon
 frame that comes alone (a live camera the engine keeps up with) would run on that share only. So the stage may
 also hold a `solo` engine with every core: a worker that finds itself alone, nothing else queued or running,
 runs its frame there (measured on 2 cores: 21-22 ms a frame against 33-34 ms on one core).
+
+Fair rates: the queue is one line per camera, served in turn (round robin, a frame each), not first come first
+served. When the cameras together want more than the engine gives, each gets an equal share of the calls, and a
+camera that wants less than its share (a still one, motion-gated) gets all it asks for at once: busy cameras are
+the ones slowed, a camera waking up waits for at most one frame of each other camera, and none starves. With
+`on_full: latest` (live sources) a camera that is slowed takes its newest frame each time, so its latency stays
+bounded and the frames it cannot have are dropped and counted.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -44,6 +52,64 @@ class Inference:
 class _Request:
     tensor: np.ndarray  # (1, 3, H, W)
     future: Future = field(default_factory=Future)
+
+
+class FairQueue:
+    """Requests in one line per camera, taken in turn: put(camera, item); get(timeout) -> item, or `_STOP` once
+    the lines are empty and a stop was put; raises queue.Empty on timeout. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lines: dict[str, deque] = {}
+        self._turns: deque[str] = deque()  # cameras with something queued, the next one to serve first
+        self._stops = 0
+        self._size = 0
+        self._cond = threading.Condition()
+
+    def put(self, camera: str, item: object) -> None:
+        with self._cond:
+            line = self._lines.get(camera)
+            if line is None:
+                line = self._lines[camera] = deque()
+                self._turns.append(camera)
+            line.append(item)
+            self._size += 1
+            self._cond.notify()
+
+    def put_stop(self) -> None:
+        """One worker stops once everything queued before and after is taken."""
+        with self._cond:
+            self._stops += 1
+            self._cond.notify()
+
+    def get(self, timeout: float | None = None) -> object:
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._turns or self._stops, timeout):
+                raise queue.Empty
+            if not self._turns:
+                self._stops -= 1
+                return _STOP
+            camera = self._turns.popleft()
+            line = self._lines[camera]
+            item = line.popleft()
+            self._size -= 1
+            if line:
+                self._turns.append(camera)  # its next frame waits for one of each other camera's
+            else:
+                del self._lines[camera]
+            return item
+
+    def qsize(self) -> int:
+        with self._cond:
+            return self._size
+
+    def empty(self) -> bool:
+        return self.qsize() == 0
+
+    def depth(self, camera: str) -> int:
+        """Frames of `camera` waiting."""
+        with self._cond:
+            line = self._lines.get(camera)
+            return len(line) if line else 0
 
 
 @dataclass
@@ -86,7 +152,7 @@ class InferenceStage:
             )
         self.batch_timeout = batch_timeout
         self.stats = StageStats()
-        self._queue: queue.Queue = queue.Queue()
+        self._queue = FairQueue()
         self._lock = threading.Lock()
         self._running = 0  # workers running an engine call now (under _lock)
         self._threads: list[threading.Thread] = []
@@ -123,13 +189,18 @@ class InferenceStage:
                 self._threads.append(thread)
         return self
 
-    def submit(self, tensor: np.ndarray) -> Future:
+    def submit(self, tensor: np.ndarray, camera: str = "") -> Future:
+        """Queue one frame in `camera`'s line (cameras are served in turn, see the module docstring)."""
         request = _Request(tensor)
         if self._closed:
             request.future.set_exception(RuntimeError(f"inference stage {self.name} is closed"))
         else:
-            self._queue.put(request)
+            self._queue.put(camera, request)
         return request.future
+
+    def queued_for(self, camera: str) -> int:
+        """Frames of `camera` waiting for a worker."""
+        return self._queue.depth(camera)
 
     def close(self) -> None:
         """Finish what is queued, stop the workers, release the engines."""
@@ -137,7 +208,7 @@ class InferenceStage:
             return
         self._closed = True
         for _ in self._threads:
-            self._queue.put(_STOP)
+            self._queue.put_stop()
         for thread in self._threads:
             thread.join(30)
         self._threads.clear()

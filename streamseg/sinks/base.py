@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(slots=True)
 class FrameResult:
-    """One processed frame: tracked detections plus the track events it produced."""
+    """One frame: tracked detections plus the track events it produced (see `inferred`)."""
 
     camera: str
     frame: int  # index of the frame in the decoded stream
@@ -42,6 +42,9 @@ class FrameResult:
     image: np.ndarray | None = None  # BGR copy of the frame, only when a sink needs_image
     fps: float = 0.0  # the camera's processing rate: the source's frame rate, capped by the config's `fps`
     encoded: dict = field(default_factory=dict)  # wire encodings of `detections`, shared by the sinks
+    # False on a frame motion gating skipped: `detections` are the last processed frame's (nothing moved), no
+    # detections message goes out for it, but its events do and a video still shows it.
+    inferred: bool = True
 
 
 SINK_STATES = ("ok", "failing")  # a sink's state in `{prefix}/stats` and the metrics

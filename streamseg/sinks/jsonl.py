@@ -75,10 +75,12 @@ class JsonlSink(Sink):
         self._file = file
 
     def write(self, result: FrameResult) -> None:
-        payload = frame_payload(
-            result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
-        )
-        lines = [dumps({"topic": "detections", **payload})]
+        lines = []
+        if result.inferred:  # detections are per processed frame (a gated frame has its events only)
+            payload = frame_payload(
+                result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
+            )
+            lines.append(dumps({"topic": "detections", **payload}))
         lines.extend(dumps({"topic": "events", **event.to_dict()}) for event in result.events)
         self._append(lines)
 

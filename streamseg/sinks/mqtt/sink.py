@@ -70,7 +70,7 @@ class MqttSink(Sink):
         return sink
 
     def write(self, result: FrameResult) -> None:
-        if self.detections:
+        if self.detections and result.inferred:  # detections are per processed frame
             payload = frame_payload(
                 result, self.mask_format, publish_ts=time.time(), polygon_tolerance=self.polygon_tolerance
             )
