@@ -77,7 +77,9 @@ class TritonServer:
         if self._proc is not None:
             return
         ready = Path(tempfile.mkdtemp(prefix="triton-")) / "ready"
-        cmd = [str(self.python), str(SCRIPT), str(self.model), str(self.port), "--name", self.name]
+        # -P: tests/ is not put on the server's sys.path, where a package of ours could shadow the standard
+        # library's (a tests/http/ did: pytriton's client failed on `http.cookiejar`).
+        cmd = [str(self.python), "-P", str(SCRIPT), str(self.model), str(self.port), "--name", self.name]
         cmd += ["--ready-file", str(ready)] + ([] if self.metadata else ["--no-metadata"])
         env = {**os.environ, "PYTHONPATH": ""}  # the test venv's packages must not leak into the server's
         # Its own session: kill() takes tritonserver and PyTriton's backend stubs down with the script. Its logs

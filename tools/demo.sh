@@ -3,13 +3,19 @@
 # Writes out/bikes.mp4 (annotated), out/bikes.jsonl (detections + events) and out/mqtt.log (what a subscriber saw).
 #   bash tools/demo.sh --live   instead: the video looped in real time, watched on http://127.0.0.1:8080/
 #                               (pipelines/demo-live.yaml; HTTP_PORT=... for another port; Ctrl-C stops it)
+#   bash tools/demo.sh --live --rtsp rtsp://127.0.0.1:8554/bikes
+#                               also pushes the annotated stream to that RTSP server (MediaMTX, go2rtc)
 set -euo pipefail
-live=""
-case "${1:-}" in
-    --live) live=1 ;;
-    "") ;;
-    *) echo "usage: bash tools/demo.sh [--live]" >&2; exit 2 ;;
-esac
+usage="usage: bash tools/demo.sh [--live [--rtsp rtsp://HOST:PORT/PATH]]"
+live="" rtsp=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --live) live=1 ;;
+        --rtsp) [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }; rtsp="$2"; live=1; shift ;;
+        *) echo "$usage" >&2; exit 2 ;;
+    esac
+    shift
+done
 cd "$(dirname "$0")/.."
 export STREAMSEG_SHARED="${STREAMSEG_SHARED:-$(cd .. && pwd)/shared}"
 if [ ! -f "$STREAMSEG_SHARED/models/yolov8n-seg-320.onnx" ]; then
@@ -35,9 +41,15 @@ if command -v mosquitto_sub >/dev/null && [ -x /usr/sbin/mosquitto ]; then
     echo "demo: MQTT broker on 127.0.0.1:$MQTT_PORT, subscriber writing out/mqtt.log"
 fi
 if [ -n "$live" ]; then
-    .venv/bin/streamseg validate pipelines/demo-live.yaml
+    config=pipelines/demo-live.yaml
+    if [ -n "$rtsp" ]; then  # the same camera with an RTSP output (the file ends inside cameras.bikes)
+        config=out/demo-live-rtsp.yaml
+        { cat pipelines/demo-live.yaml; printf '    outputs:\n      rtsp: {url: "%s"}\n' "$rtsp"; } > "$config"
+    fi
+    .venv/bin/streamseg validate "$config"
     echo "demo: open http://127.0.0.1:${HTTP_PORT:-8080}/ to watch the annotated video live; Ctrl-C stops"
-    .venv/bin/streamseg run pipelines/demo-live.yaml || true  # Ctrl-C ends it
+    [ -z "$rtsp" ] || echo "demo: pushing the annotated stream to $rtsp (ffplay -rtsp_transport tcp $rtsp)"
+    .venv/bin/streamseg run "$config" || true  # Ctrl-C ends it
     exit 0
 fi
 .venv/bin/streamseg validate pipelines/demo.yaml

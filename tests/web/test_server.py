@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.http.conftest import CAMERA_PASSWORD, Served, wait_until
+from tests.web.conftest import CAMERA_PASSWORD, Served, wait_until
 from tests.mqtt_broker import free_port
 from tests.service import InProcess
 

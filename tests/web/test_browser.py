@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tests.http.conftest import Served, wait_until
+from tests.web.conftest import Served, wait_until
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
