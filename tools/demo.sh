@@ -35,9 +35,11 @@ if command -v mosquitto_sub >/dev/null && [ -x /usr/sbin/mosquitto ]; then
     MQTT_PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     export MQTT_HOST=127.0.0.1 MQTT_PORT
     printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\n' "$MQTT_PORT" > out/mosquitto.conf
-    /usr/sbin/mosquitto -c out/mosquitto.conf >out/mosquitto.log 2>&1 & broker_pid=$!
+    # setsid: Ctrl-C (SIGINT to the terminal's process group) must stop only streamseg, which then drains
+    # what it still holds to the broker; the broker and the subscriber are stopped after it, by cleanup.
+    setsid /usr/sbin/mosquitto -c out/mosquitto.conf >out/mosquitto.log 2>&1 & broker_pid=$!
     sleep 0.5
-    mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'streamseg/#' -v > out/mqtt.log & sub_pid=$!
+    setsid mosquitto_sub -h 127.0.0.1 -p "$MQTT_PORT" -t 'streamseg/#' -v > out/mqtt.log & sub_pid=$!
     echo "demo: MQTT broker on 127.0.0.1:$MQTT_PORT, subscriber writing out/mqtt.log"
 fi
 if [ -n "$live" ]; then
