@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.web.conftest import CAMERA_PASSWORD, Served, wait_until
 from tests.mqtt_broker import free_port
 from tests.service import InProcess
+from tests.web.conftest import CAMERA_PASSWORD, Served, wait_until
 
 
 def jpeg(body: bytes) -> np.ndarray:
