@@ -239,7 +239,7 @@ class CameraPipeline:
     def _submit(self, frame: Frame) -> _InFlight:
         """Preprocess a frame (or its regions) into input buffers, hand them to the stage, give the ring slot back.
         A gated frame (nothing moved) gets no input at all."""
-        parts: list[_Part] = []
+        inputs: list[tuple[Window, LetterboxParams, np.ndarray]] = []
         try:
             if not self._rate:
                 self._rate = self._processing_rate()  # known once the source has opened the stream
@@ -247,13 +247,12 @@ class CameraPipeline:
             with self.times("preprocess"):
                 for window in windows:
                     tensor, letterbox = self.model.preprocess(window.crop(frame.image), self._tensor())
-                    parts.append(_Part(window, letterbox, tensor, Future()))
+                    inputs.append((window, letterbox, tensor))
                 # asked per frame: the live view wants images only while someone watches
                 image = frame.image.copy() if any(s.needs_image for s in self.sinks) else None
         finally:
             frame.release()
-        for part in parts:
-            part.future = self.stage.submit(part.tensor, camera=self.name)
+        parts = [_Part(w, lb, t, self.stage.submit(t, camera=self.name)) for w, lb, t in inputs]
         return _InFlight(frame.index, frame.pts, frame.capture_ts, frame.width, frame.height, parts, image)
 
     def _windows(self, frame: Frame) -> list[Window]:
