@@ -458,6 +458,7 @@ class VideoSource:
             return
         if self.realtime:
             self._pace(pts)
+            capture_ts = time.time()  # a paced file's frame arrives when it is due, as a camera's would
         image = frame.to_ndarray(format="bgr24")  # swscale writes a new buffer; this is a view of it
         if (image.shape[1], image.shape[0]) != (self.width, self.height):
             if self.width:  # the ring reallocates slots per size; the video sink rescales
