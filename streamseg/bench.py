@@ -29,7 +29,6 @@ import av
 import numpy as np
 
 from streamseg.config.camera import CameraConfig
-from streamseg.engines import create_engine
 from streamseg.errors import SourceError
 from streamseg.inference.pool import StagePool, available_cores
 from streamseg.inference.stage import InferenceStage
@@ -52,7 +51,8 @@ def bench(args: argparse.Namespace) -> int:
             tensor, _ = model.preprocess(image)
             decode = _decode_only(args.source, args.frames)
             per_call = max(min(decode["frames"], 100), 20)
-            raw_engine = create_engine(stage.info.path, providers=["cpu"], threads=cores)
+            # the baseline: one engine of the same backend on the same device, all cores, nothing else running
+            raw_engine = pool.open_engine(pool.key(configs[0].model), threads=cores, spin=True)
             runs, pipes = [], []
             try:
                 for _ in range(args.repeat):
@@ -62,13 +62,14 @@ def bench(args: argparse.Namespace) -> int:
                     runs.append({"raw_fps": raw, "stage_fps": best, "pipeline_fps": pipe["fps"]})
                     pipes.append(pipe)
             finally:
+                baseline = raw_engine.name
                 raw_engine.close()
         finally:
             pool.close()
     print(
-        json.dumps(_figures(args, cores, stage, decode, runs, pipes))
+        json.dumps(_figures(args, cores, stage, baseline, decode, runs, pipes))
         if args.json
-        else _table(args, cores, stage, decode, runs, pipes)
+        else _table(args, cores, stage, baseline, decode, runs, pipes)
     )
     return 0
 
@@ -77,7 +78,13 @@ def _camera_config(args: argparse.Namespace, out: Path, i: int) -> CameraConfig:
     outputs: dict[str, Any] = {"jsonl": {"path": str(out / f"bench{i}.jsonl")}}
     if not args.no_video:
         outputs["video"] = {"path": str(out / f"bench{i}.mp4")}
-    model: dict[str, Any] = {"path": args.model, "batch_size": args.batch_size, "workers": args.workers}
+    model: dict[str, Any] = {
+        "path": args.model,
+        "backend": args.backend,
+        "device": args.device,
+        "batch_size": args.batch_size,
+        "workers": args.workers,
+    }
     if args.threads:
         model["threads"] = args.threads
     raw = {"source": {"url": str(args.source.resolve())}, "model": model, "outputs": outputs}
@@ -168,6 +175,7 @@ def _figures(
     args: argparse.Namespace,
     cores: int,
     stage: InferenceStage,
+    baseline: str,
     decode: dict[str, float],
     runs: list[dict[str, float]],
     pipes: list[dict[str, Any]],
@@ -183,6 +191,7 @@ def _figures(
     return {
         "model": stage.info.path.name,
         "engine": stage.engine_name,
+        "baseline_engine": baseline,
         "cores": cores,
         "cameras": args.cameras,
         "workers": stage.workers,
@@ -218,7 +227,8 @@ def _table(*parts: Any) -> str:
             f"stage            {f['workers']} worker(s){threads}, batch {f['batch_size']} (mean batch "
             f"{f['mean_batch']})",
             f"runs (fps)       raw / stage / pipeline  {runs}",
-            f"raw forward      {m['raw_fps']:.2f} fps  (median; one session, {f['cores']} threads, back to back)",
+            f"raw forward      {m['raw_fps']:.2f} fps  (median; one {f['baseline_engine']}, {f['cores']} threads, "
+            "back to back)",
             f"stage            {m['stage_fps']:.2f} fps  ({r['stage_vs_raw']:.3f} x raw)",
             f"pipeline         {m['pipeline_fps']:.2f} fps  ({r['pipeline_vs_raw']:.3f} x raw, "
             f"{r['pipeline_vs_stage']:.3f} x stage; decode -> infer -> masks -> track -> sinks)",

@@ -97,6 +97,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=1, help="frames per engine call (default 1)")
     bench.add_argument("--workers", default="auto", help="engine calls in flight: auto or a number (default auto)")
     bench.add_argument("--threads", type=int, help="onnxruntime threads per worker (default: cores / workers)")
+    bench.add_argument("--backend", default="auto", help="model.backend (default auto: from the file)")
+    bench.add_argument("--device", default="auto", help="model.device: auto, cpu, cuda or cuda:N (default auto)")
     bench.add_argument("--frames", type=int, default=0, help="stop each camera after this many frames (0: all)")
     bench.add_argument("--repeat", type=int, default=1, help="measure this many times; medians (default 1)")
     bench.add_argument("--no-video", action="store_true", help="leave out the annotated-video sink")

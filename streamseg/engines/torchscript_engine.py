@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CONFIG_MEMBER = "extra/config.txt"  # inside the archive's top folder: <name>/extra/config.txt
+# TorchScript's profiling executor profiles a graph's first run for an input shape and optimizes it on the next, so
+# a batch size met for the first time runs slowly; the engine runs each batch size it will be given this often first.
+WARMUP_RUNS = 3
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -52,7 +55,7 @@ def read_info(path: Path) -> ModelInfo:
 
 
 def open_engine(path: Path, options: EngineOptions) -> Engine:
-    return TorchScriptEngine(path, device=options.device, threads=options.threads)
+    return TorchScriptEngine(path, device=options.device, threads=options.threads, max_batch=options.max_batch)
 
 
 def _input_shape(meta: dict[str, Any]) -> tuple[int, ...]:
@@ -83,7 +86,9 @@ def _flatten(value: Any) -> list[Any]:
 class TorchScriptEngine(Engine):
     """One worker's TorchScript module (on CUDA with its own stream, pinned buffers and completion event)."""
 
-    def __init__(self, path: Path, *, device: str = "auto", threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, device: str = "auto", threads: int | None = None, max_batch: int = 1) -> None:
+        """max_batch: the largest batch the stage will send (a model with a dynamic batch axis is warmed up on
+        every size from 1 to it)."""
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
@@ -113,8 +118,12 @@ class TorchScriptEngine(Engine):
             self._stream = torch.cuda.Stream(device=self._dev)
             self._done = torch.cuda.Event(blocking=True)  # a waiting worker sleeps instead of spinning a core
         shape = _input_shape(meta)
-        # TorchScript files declare no output shapes: one call on zeros finds them (and warms the JIT up).
-        outputs = self.infer(np.zeros((max(shape[0], 1), *shape[1:]), np.float32))
+        # TorchScript files declare no output shapes: a call on zeros finds them. The calls also warm up the JIT
+        # (and cuDNN's choice of kernels) for each batch size, so the cameras' first frames are not the slow ones.
+        for batch in range(1, max(max_batch, 1) + 1) if shape[0] == 0 else [shape[0]]:
+            zeros = np.zeros((batch, *shape[1:]), np.float32)
+            for _ in range(WARMUP_RUNS):
+                outputs = self.infer(zeros)
         self.info = build_model_info(
             path,
             meta,

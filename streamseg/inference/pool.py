@@ -123,7 +123,7 @@ class StagePool:
         )
         threads = key.threads or max(1, self.cores // workers)  # each worker its share of the cores
         # sessions sharing the cores must not spin
-        first = self._open(key, threads, spin=workers == 1, contexts=workers)
+        first = self.open_engine(key, threads, spin=workers == 1, contexts=workers)
         cpu = first.device == "cpu"
         if key.workers is None and not cpu and backend != Backend.TRITON:
             workers = auto_workers(self.cores, cameras, gpu=True)
@@ -140,10 +140,10 @@ class StagePool:
         engines = [first]
         solo = None
         try:
-            engines += [self._open(key, threads, spin=False, contexts=workers) for _ in range(workers - 1)]
+            engines += [self.open_engine(key, threads, spin=False, contexts=workers) for _ in range(workers - 1)]
             if cpu and workers > 1 and key.threads is None and threads < self.cores:
                 # a frame that comes alone gets every core
-                solo = self._open(key, self.cores, spin=False, contexts=workers)
+                solo = self.open_engine(key, self.cores, spin=False, contexts=workers)
         except BaseException:
             for engine in engines:
                 engine.close()
@@ -166,7 +166,8 @@ class StagePool:
         )
 
     @staticmethod
-    def _open(key: StageKey, threads: int, spin: bool, contexts: int = 1):  # noqa: ANN205 - an Engine
+    def open_engine(key: StageKey, threads: int, spin: bool, contexts: int = 1):  # noqa: ANN205 - an Engine
+        """One engine of `key`'s model and runtime settings (the stage's workers; `streamseg bench`'s baseline)."""
         return create_engine(
             key.path,
             backend=key.backend,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from streamseg.sinks.serialize import detection_dicts  # noqa: F401 - the wire format under test
+from tests.conftest import SHARED
 
 
 def streamseg(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -141,6 +142,23 @@ def test_bench_reports_ratios_against_the_raw_engine(fast_seg_model: Path, bikes
     assert set(figures["stages_ms"]) == {"preprocess", "infer", "postprocess", "track", "handoff"}
     assert set(figures["sinks_ms"]) == {"jsonl", "video"} and figures["peak_rss_mb"] > 0
     assert figures["workers"] >= 1 and figures["batch_size"] == 1
+    assert figures["baseline_engine"].startswith("onnxruntime")
+
+
+def test_bench_measures_its_baseline_on_the_backend_and_device_asked_for(bikes_mp4: Path) -> None:
+    """A GPU user benches TorchScript on cuda against TorchScript on cuda, not against onnxruntime on the CPU."""
+    pytest.importorskip("torch", reason="torch is not installed: pip install 'streamseg[torch]'")
+    model = SHARED / "models" / "yolov8n-seg-320.torchscript"
+    if not model.is_file():
+        pytest.skip(f"{model} is absent: set STREAMSEG_SHARED to the folder holding models/ and media/")
+    proc = streamseg(
+        "bench", "--model", str(model), "--source", str(bikes_mp4), "--device", "cpu",
+        "--frames", "8", "--no-video", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert figures["engine"].startswith("torchscript[cpu]") and figures["baseline_engine"] == "torchscript[cpu]"
+    assert figures["frames"] >= 8 and figures["runs"][0]["pipeline_fps"] > 0
 
 
 def test_validate_names_each_bad_mqtt_name_on_its_own_line(tmp_path: Path, seg_model: Path) -> None:

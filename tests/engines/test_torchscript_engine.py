@@ -5,6 +5,7 @@ to wait on) through a fake of the torch calls it makes, since no GPU exists here
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
 import types
 from pathlib import Path
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from streamseg.engines import create_engine, read_model_info
-from streamseg.engines.torchscript_engine import TorchScriptEngine
+from streamseg.engines.torchscript_engine import WARMUP_RUNS, TorchScriptEngine
 from streamseg.errors import ModelError
 from streamseg.models import YoloModel
 from tests.conftest import SHARED
@@ -124,10 +125,10 @@ class FakeTensor:
         return self.data
 
 
-def make_torch() -> types.ModuleType:
+def make_torch(dynamic: bool = False) -> types.ModuleType:
     torch = types.ModuleType("torch")
     torch.__version__ = "2.13.0+fake"
-    torch.ops, torch.current = [], None
+    torch.ops, torch.current, torch.batches = [], None, []
     torch.device = str
     torch.set_num_threads = lambda n: None
     torch.inference_mode = contextlib.nullcontext
@@ -145,11 +146,13 @@ def make_torch() -> types.ModuleType:
         def __call__(self, x: FakeTensor) -> list[FakeTensor]:
             assert x.device.startswith("cuda"), "the module runs on the GPU"
             torch.ops.append(("forward", torch.current))
+            torch.batches.append(x.shape[0])
             total = float(x.data.sum())
             return [FakeTensor(torch, np.full((x.shape[0], 116, 2100), total, np.float32), x.device)]
 
     def load(path: str, _extra_files: dict, map_location: str) -> Module:
-        _extra_files["config.txt"] = '{"task": "segment", "imgsz": [320, 320], "batch": 1, "names": {"0": "a"}}'
+        meta = {"task": "segment", "imgsz": [320, 320], "batch": 1, "names": {"0": "a"}, "args": {"dynamic": dynamic}}
+        _extra_files["config.txt"] = json.dumps(meta)
         return Module()
 
     torch.jit = types.SimpleNamespace(load=load)
@@ -202,6 +205,22 @@ def test_cuda_path_queues_copies_and_compute_on_the_workers_stream(
     out[...] = -1  # a copy: the pinned buffer is reused by the next call
     (again,) = first.infer(images)
     assert np.allclose(again, images.sum())
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_every_batch_size_the_stage_sends_is_warmed_up_when_the_engine_opens(
+    torchscript_model: Path, monkeypatch: pytest.MonkeyPatch, dynamic: bool
+) -> None:
+    """TorchScript optimizes a graph per input shape on its first runs: on an H200 a batch size met for the first
+    time took up to 4 s a call, so a camera's first frames stalled for seconds. The engine runs them at open."""
+    torch = make_torch(dynamic=dynamic)
+    monkeypatch.setitem(sys.modules, "torch", torch)
+    engine = create_engine(torchscript_model, device="cuda", max_batch=4)
+    if dynamic:
+        assert engine.info.batch == -1
+        assert torch.batches == [b for b in (1, 2, 3, 4) for _ in range(WARMUP_RUNS)]
+    else:  # a fixed batch: only that size ever runs
+        assert engine.info.batch == 1 and torch.batches == [1] * WARMUP_RUNS
 
 
 def test_cuda_without_a_gpu_is_one_clear_error(torchscript_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
