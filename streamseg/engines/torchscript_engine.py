@@ -119,8 +119,10 @@ class TorchScriptEngine(Engine):
             self._done = torch.cuda.Event(blocking=True)  # a waiting worker sleeps instead of spinning a core
         shape = _input_shape(meta)
         # TorchScript files declare no output shapes: a call on zeros finds them. The calls also warm up the JIT
-        # (and cuDNN's choice of kernels) for each batch size, so the cameras' first frames are not the slow ones.
-        for batch in range(1, max(max_batch, 1) + 1) if shape[0] == 0 else [shape[0]]:
+        # (and cuDNN's choice of kernels) for each batch size, so the cameras' first frames are not the slow ones:
+        # on a GPU a new batch size took seconds; on a CPU the first calls cost little, and one size is enough.
+        sizes = range(1, max(max_batch, 1) + 1) if shape[0] == 0 and self.device != "cpu" else [max(shape[0], 1)]
+        for batch in sizes:
             zeros = np.zeros((batch, *shape[1:]), np.float32)
             for _ in range(WARMUP_RUNS):
                 outputs = self.infer(zeros)
