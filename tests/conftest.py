@@ -74,6 +74,12 @@ def fast_seg_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def torchscript_model() -> Path:
+    """The same real weights in Ultralytics' TorchScript export (metadata in extra/config.txt)."""
+    return _shared_file("models", "yolov8n-seg-320.torchscript")
+
+
+@pytest.fixture(scope="session")
 def dynamic_seg_model() -> Path:
     """The fast real model with a dynamic batch axis, for batching."""
     return _shared_file("models", "yolov8n-seg-320-dynamic.onnx")

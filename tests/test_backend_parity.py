@@ -25,13 +25,10 @@ def onnxruntime_frames(tmp_path_factory: pytest.TempPathFactory) -> dict[str, li
     return frames
 
 
-def test_torchscript(tmp_path: Path, onnxruntime_frames: dict[str, list[dict]]) -> None:
+def test_torchscript(tmp_path: Path, torchscript_model: Path, onnxruntime_frames: dict[str, list[dict]]) -> None:
     if importlib.util.find_spec("torch") is None:
         pytest.skip("torch is not installed: pip install 'streamseg[torch]' (tools/setup.sh installs the CPU wheel)")
-    model = SHARED / "models" / "yolov8n-seg-320.torchscript"
-    if not model.is_file():
-        pytest.skip(f"{model} is absent")
-    frames = run_cameras(tmp_path, f"{{path: {model}, backend: torchscript, device: cpu}}", SHARED)
+    frames = run_cameras(tmp_path, f"{{path: {torchscript_model}, backend: torchscript, device: cpu}}", SHARED)
     check_ultralytics(frames)
     assert check_same(frames["bikes"], onnxruntime_frames["bikes"]) >= 80
 

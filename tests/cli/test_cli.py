@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from streamseg.sinks.serialize import detection_dicts  # noqa: F401 - the wire format under test
-from tests.conftest import SHARED
 
 
 def streamseg(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -145,14 +144,13 @@ def test_bench_reports_ratios_against_the_raw_engine(fast_seg_model: Path, bikes
     assert figures["baseline_engine"].startswith("onnxruntime")
 
 
-def test_bench_measures_its_baseline_on_the_backend_and_device_asked_for(bikes_mp4: Path) -> None:
+def test_bench_measures_its_baseline_on_the_backend_and_device_asked_for(
+    torchscript_model: Path, bikes_mp4: Path
+) -> None:
     """A GPU user benches TorchScript on cuda against TorchScript on cuda, not against onnxruntime on the CPU."""
     pytest.importorskip("torch", reason="torch is not installed: pip install 'streamseg[torch]'")
-    model = SHARED / "models" / "yolov8n-seg-320.torchscript"
-    if not model.is_file():
-        pytest.skip(f"{model} is absent: set STREAMSEG_SHARED to the folder holding models/ and media/")
     proc = streamseg(
-        "bench", "--model", str(model), "--source", str(bikes_mp4), "--device", "cpu",
+        "bench", "--model", str(torchscript_model), "--source", str(bikes_mp4), "--device", "cpu",
         "--frames", "8", "--no-video", "--json",
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr

@@ -19,22 +19,13 @@ from streamseg.engines import create_engine, read_model_info
 from streamseg.engines.torchscript_engine import WARMUP_RUNS, TorchScriptEngine
 from streamseg.errors import ModelError
 from streamseg.models import YoloModel
-from tests.conftest import SHARED
 
 
 @pytest.fixture(scope="module")
-def torchscript_model() -> Path:
-    path = SHARED / "models" / "yolov8n-seg-320.torchscript"
-    if not path.is_file():
-        pytest.skip(f"{path} is absent: set STREAMSEG_SHARED to the folder holding models/ and media/")
-    return path
-
-
-@pytest.fixture(scope="module")
-def engines(torchscript_model: Path) -> tuple[TorchScriptEngine, object]:
+def engines(torchscript_model: Path, fast_seg_model: Path) -> tuple[TorchScriptEngine, object]:
     pytest.importorskip("torch", reason="torch is not installed: pip install 'streamseg[torch]'")
     ours = create_engine(torchscript_model, device="cpu", threads=2)
-    reference = create_engine(SHARED / "models" / "yolov8n-seg-320.onnx", providers=["cpu"], threads=2)
+    reference = create_engine(fast_seg_model, providers=["cpu"], threads=2)
     return ours, reference
 
 
