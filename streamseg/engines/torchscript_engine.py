@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 CONFIG_MEMBER = "extra/config.txt"  # inside the archive's top folder: <name>/extra/config.txt
 # TorchScript's profiling executor profiles a graph's first run for an input shape and optimizes it on the next, so
-# a batch size met for the first time runs slowly; the engine runs each batch size it will be given this often first.
+# a batch size met for the first time runs slowly; on a GPU the engine runs each batch size it will be given this
+# often when it opens (on a CPU, its one size).
 WARMUP_RUNS = 3
 
 
