@@ -2,8 +2,8 @@
 
 Each run measures, one after the other on the same machine:
 
-- raw forward: one onnxruntime session using every core, called back to back on a real preprocessed frame
-  (the baseline a user would measure with the engine alone);
+- raw forward: one session of the same backend using every core, called back to back on a real preprocessed
+  frame, the fastest of 5 blocks (the baseline a user would measure with the engine alone);
 - stage: the inference stage the daemon would build for these cameras (its workers, threads and batch), fed
   with enough frames in flight to keep it busy: the engine's best throughput as the daemon runs it;
 - pipeline: `--cameras` file cameras on the video, decode -> preprocess -> stage -> masks -> tracking ->
@@ -35,6 +35,9 @@ from streamseg.inference.stage import InferenceStage
 from streamseg.models.yolo import YoloModel
 from streamseg.pipeline import STAGES, CameraPipeline
 from streamseg.sinks import build_sinks
+from streamseg.sources.pyav_source import bgr_image
+
+RAW_BLOCKS = 5  # the raw forward is timed in this many blocks; the fastest counts (see _raw_forward)
 
 
 def bench(args: argparse.Namespace) -> int:
@@ -93,7 +96,7 @@ def _camera_config(args: argparse.Namespace, out: Path, i: int) -> CameraConfig:
 
 def _first_frame(source: Path) -> np.ndarray:
     with av.open(str(source)) as container:
-        return next(container.decode(video=0)).to_ndarray(format="bgr24")
+        return bgr_image(next(container.decode(video=0)))
 
 
 def _decode_only(source: Path, limit: int) -> dict[str, float]:
@@ -104,7 +107,7 @@ def _decode_only(source: Path, limit: int) -> dict[str, float]:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         for frame in container.decode(stream):
-            frame.to_ndarray(format="bgr24")
+            bgr_image(frame)
             frames += 1
             if limit and frames >= limit:
                 break
@@ -112,14 +115,21 @@ def _decode_only(source: Path, limit: int) -> dict[str, float]:
     return {"frames": frames, "ms": 1000 * elapsed / max(frames, 1)}
 
 
-def _raw_forward(engine: Any, tensor: np.ndarray, n: int) -> float:
-    """Forward passes per second of one session alone, back to back."""
+def _raw_forward(engine: Any, tensor: np.ndarray, n: int, blocks: int = RAW_BLOCKS) -> float:
+    """Forward passes per second of one session alone, back to back: the fastest of `blocks` blocks of n / blocks
+    calls. A session that spreads each call over every core waits for its slowest thread, so a core the host takes
+    away for a moment slows it by a third (36 against 52 fps seen here, for seconds at a time); that noise only
+    ever slows a block down, so the fastest block is the engine's own speed, and the stricter baseline."""
     for _ in range(3):  # warm-up: first runs allocate and tune
         engine.infer(tensor)
-    t0 = time.perf_counter()
-    for _ in range(n):
-        engine.infer(tensor)
-    return n / (time.perf_counter() - t0)
+    per_block = max(n // blocks, 1)
+    best = 0.0
+    for _ in range(blocks):
+        t0 = time.perf_counter()
+        for _ in range(per_block):
+            engine.infer(tensor)
+        best = max(best, per_block / (time.perf_counter() - t0))
+    return best
 
 
 def _stage_alone(stage: InferenceStage, tensor: np.ndarray, n: int, depth: int) -> float:
@@ -228,7 +238,7 @@ def _table(*parts: Any) -> str:
             f"{f['mean_batch']})",
             f"runs (fps)       raw / stage / pipeline  {runs}",
             f"raw forward      {m['raw_fps']:.2f} fps  (median; one {f['baseline_engine']}, {f['cores']} threads, "
-            "back to back)",
+            f"back to back, fastest of {RAW_BLOCKS} blocks)",
             f"stage            {m['stage_fps']:.2f} fps  ({r['stage_vs_raw']:.3f} x raw)",
             f"pipeline         {m['pipeline_fps']:.2f} fps  ({r['pipeline_vs_raw']:.3f} x raw, "
             f"{r['pipeline_vs_stage']:.3f} x stage; decode -> infer -> masks -> track -> sinks)",

@@ -7,6 +7,7 @@ from collections import Counter
 from pathlib import Path
 
 import av
+import cv2
 import pytest
 
 from streamseg.config import load_config
@@ -51,6 +52,8 @@ def test_file_pipeline_ends_cleanly_with_every_frame(bikes_run) -> None:
     assert all((f["width"], f["height"]) == (640, 272) for f in frames)
     pts = [f["pts"] for f in frames]
     assert pts == sorted(pts) and pts[-1] == pytest.approx(249 / 25)
+    # OpenCV's thread pool is off while cameras run: its threads would take the cores the engine computes on
+    assert cv2.getNumThreads() == 1
 
 
 def test_detections_are_cars_and_people_with_masks_and_track_ids(bikes_run) -> None:

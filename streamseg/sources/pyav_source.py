@@ -105,6 +105,13 @@ def probe(url: str, options: dict[str, str] | None = None, timeout: float = OPEN
         )
 
 
+def bgr_image(frame: av.VideoFrame) -> np.ndarray:
+    """The frame as an HxWx3 BGR array, converted on this thread. PyAV's default (17 and newer) splits the
+    conversion over every core, which here cost 2.6x the CPU (0.53 against 0.20 ms a 640x272 frame) for the same
+    pixels: the other decoders and the engine workers already keep the cores busy."""
+    return frame.to_ndarray(format="bgr24", threads=1)
+
+
 def _video_stream(container: av.container.InputContainer) -> av.VideoStream:
     if not container.streams.video:
         raise ValueError("no video stream")
@@ -459,7 +466,7 @@ class VideoSource:
         if self.realtime:
             self._pace(pts)
             capture_ts = time.time()  # a paced file's frame arrives when it is due, as a camera's would
-        image = frame.to_ndarray(format="bgr24")  # swscale writes a new buffer; this is a view of it
+        image = bgr_image(frame)  # swscale writes a new buffer; this is a view of it
         if (image.shape[1], image.shape[0]) != (self.width, self.height):
             if self.width:  # the ring reallocates slots per size; the video sink rescales
                 log.info(

@@ -127,6 +127,7 @@ def test_status_is_retained_and_close_leaves_offline_and_stopped_but_failed_kept
     time.sleep(0.01)
     pub.status("front", "streaming", fps=9.876)
     pub.status("back", "failed", error="cannot open rtsp://cam/stream")
+    assert pub.wait_idle(5)  # the broker holds `streaming` before anyone subscribes
     with Subscriber(mosquitto, "streamseg/front/status") as sub:
         first = sub.wait_for("streamseg/front/status")
         pub.status("front", "streaming", fps=10.0)  # same state: `since` does not move
