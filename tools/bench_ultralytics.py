@@ -2,7 +2,7 @@
 
 Ultralytics needs torch, which streamseg never does, so run this with a Python that has both, e.g.:
 
-    python3 -m venv /tmp/ul && /tmp/ul/bin/pip install torch ultralytics && /tmp/ul/bin/pip install -e .
+    python3 -m venv /tmp/ul && /tmp/ul/bin/pip install torch ultralytics lap && /tmp/ul/bin/pip install -e .
     /tmp/ul/bin/python tools/bench_ultralytics.py --model ../shared/models/yolov8n-seg-320.onnx \\
         --source ../shared/media/bikes.mp4 --repeat 3
 
@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from streamseg.bench import _camera_config, _first_frame, _pipeline, _raw_forward  # noqa: E402
+from streamseg.cli import _parser  # noqa: E402
 from streamseg.engines import create_engine  # noqa: E402
 from streamseg.inference.pool import StagePool, available_cores  # noqa: E402
 from streamseg.models.yolo import YoloModel  # noqa: E402
@@ -52,9 +53,8 @@ def main() -> int:
     import ultralytics
 
     cores = available_cores()
-    ns = argparse.Namespace(
-        source=args.source, model=str(args.model), no_video=True, batch_size=1, workers="auto", threads=None
-    )
+    # streamseg's side exactly as `streamseg bench --no-video` would build it (its parser's defaults)
+    ns = _parser().parse_args(["bench", "--model", str(args.model), "--source", str(args.source), "--no-video"])
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         cfg = _camera_config(ns, Path(tmp), 0)
