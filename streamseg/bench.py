@@ -115,16 +115,16 @@ def _decode_only(source: Path, limit: int) -> dict[str, float]:
     return {"frames": frames, "ms": 1000 * elapsed / max(frames, 1)}
 
 
-def _raw_forward(engine: Any, tensor: np.ndarray, n: int, blocks: int = RAW_BLOCKS) -> float:
-    """Forward passes per second of one session alone, back to back: the fastest of `blocks` blocks of n / blocks
+def _raw_forward(engine: Any, tensor: np.ndarray, n: int) -> float:
+    """Forward passes per second of one session alone, back to back: the fastest of RAW_BLOCKS blocks of n / RAW_BLOCKS
     calls. A session that spreads each call over every core waits for its slowest thread, so a core the host takes
     away for a moment slows it by a third (36 against 52 fps seen here, for seconds at a time); that noise only
     ever slows a block down, so the fastest block is the engine's own speed, and the stricter baseline."""
     for _ in range(3):  # warm-up: first runs allocate and tune
         engine.infer(tensor)
-    per_block = max(n // blocks, 1)
+    per_block = max(n // RAW_BLOCKS, 1)
     best = 0.0
-    for _ in range(blocks):
+    for _ in range(RAW_BLOCKS):
         t0 = time.perf_counter()
         for _ in range(per_block):
             engine.infer(tensor)

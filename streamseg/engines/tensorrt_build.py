@@ -429,6 +429,8 @@ def calibration_images(source: Path, limit: int = CALIB_FRAMES) -> Iterator[np.n
         raise ModelError(f"calibration frames not found: {source}")
     import av
 
+    from streamseg.sources.pyav_source import bgr_image
+
     try:
         with av.open(str(source)) as container:
             stream = container.streams.video[0]
@@ -436,7 +438,7 @@ def calibration_images(source: Path, limit: int = CALIB_FRAMES) -> Iterator[np.n
             taken = 0
             for i, frame in enumerate(container.decode(stream)):
                 if i % step == 0:
-                    yield frame.to_ndarray(format="bgr24")
+                    yield bgr_image(frame)
                     taken += 1
                     if taken >= limit:
                         return
