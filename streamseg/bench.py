@@ -11,6 +11,10 @@ Each run measures, one after the other on the same machine:
 
 With `--repeat N` the three are measured N times, interleaved, and the medians printed beside every run
 (these machines drift by +-15 %: one run proves little). Ratios are taken within each run, then the median.
+
+CPU per frame (the process's CPU time over the frames, every thread) is measured for the stage alone and for the
+pipeline: their difference is what the pipeline costs beyond the engine, and cores / CPU per frame the most
+frames a second this machine's CPU allows the pipeline, whatever runs the model.
 """
 
 from __future__ import annotations
@@ -56,13 +60,14 @@ def bench(args: argparse.Namespace) -> int:
             per_call = max(min(decode["frames"], 100), 20)
             # the baseline: one engine of the same backend on the same device, all cores, nothing else running
             raw_engine = pool.open_engine(pool.key(configs[0].model), threads=cores, spin=True)
-            runs, pipes = [], []
+            runs, pipes, cpu = [], [], []
             try:
                 for _ in range(args.repeat):
                     raw = _raw_forward(raw_engine, tensor, per_call)
-                    best = _stage_alone(stage, tensor, per_call * args.cameras, depth=stage.depth * args.cameras)
+                    best, stage_cpu = _stage_alone(stage, tensor, per_call * args.cameras, stage.depth * args.cameras)
                     pipe = _pipeline(configs, stage, args.frames, run=len(runs))
                     runs.append({"raw_fps": raw, "stage_fps": best, "pipeline_fps": pipe["fps"]})
+                    cpu.append({"stage": stage_cpu, "pipeline": pipe["cpu_ms"]})
                     pipes.append(pipe)
             finally:
                 baseline = raw_engine.name
@@ -70,9 +75,9 @@ def bench(args: argparse.Namespace) -> int:
         finally:
             pool.close()
     print(
-        json.dumps(_figures(args, cores, stage, baseline, decode, runs, pipes))
+        json.dumps(_figures(args, cores, stage, baseline, decode, runs, pipes, cpu))
         if args.json
-        else _table(args, cores, stage, baseline, decode, runs, pipes)
+        else _table(args, cores, stage, baseline, decode, runs, pipes, cpu)
     )
     return 0
 
@@ -132,19 +137,20 @@ def _raw_forward(engine: Any, tensor: np.ndarray, n: int) -> float:
     return best
 
 
-def _stage_alone(stage: InferenceStage, tensor: np.ndarray, n: int, depth: int) -> float:
-    """Frames per second through the stage with `depth` frames kept in flight (no decoding, no decoding of masks)."""
+def _stage_alone(stage: InferenceStage, tensor: np.ndarray, n: int, depth: int) -> tuple[float, float]:
+    """Frames per second through the stage with `depth` frames kept in flight (no decoding, no decoding of masks),
+    and the process's CPU milliseconds per frame meanwhile."""
     for future in [stage.submit(tensor) for _ in range(stage.workers * stage.batch_size)]:
         future.result()  # warm-up
     pending: list[Future] = []
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(n):
         if len(pending) >= depth:
             pending.pop(0).result()
         pending.append(stage.submit(tensor))
     for future in pending:
         future.result()
-    return n / (time.perf_counter() - t0)
+    return n / (time.perf_counter() - t0), 1000 * (time.process_time() - cpu0) / n
 
 
 def _pipeline(configs: list[CameraConfig], stage: InferenceStage, limit: int, run: int) -> dict[str, Any]:
@@ -156,7 +162,7 @@ def _pipeline(configs: list[CameraConfig], stage: InferenceStage, limit: int, ru
                     out.path.unlink(missing_ok=True)
         model = YoloModel.from_config(stage.info, cfg.model)
         cameras.append(CameraPipeline(f"bench{i}", cfg, model, stage, build_sinks(f"bench{i}", cfg)))
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for camera in cameras:
         camera.start()
     for camera in cameras:
@@ -164,6 +170,7 @@ def _pipeline(configs: list[CameraConfig], stage: InferenceStage, limit: int, ru
             if limit and camera.stats.frames >= limit:
                 camera.stop()
     elapsed = time.perf_counter() - t0  # includes draining the sinks: the outputs are complete
+    cpu_s = time.process_time() - cpu0
     errors = [c.error for c in cameras if c.error]
     if errors:
         raise SourceError(errors[0])
@@ -175,6 +182,7 @@ def _pipeline(configs: list[CameraConfig], stage: InferenceStage, limit: int, ru
     return {
         "frames": frames,
         "fps": frames / elapsed,
+        "cpu_ms": 1000 * cpu_s / max(frames, 1),
         "detections": sum(c.stats.detections for c in cameras),
         "stages_ms": {k: statistics.fmean(c.times.ms(k) for c in cameras) for k in STAGES},
         "sinks_ms": {k: statistics.fmean(v) for k, v in sinks.items()},
@@ -189,6 +197,7 @@ def _figures(
     decode: dict[str, float],
     runs: list[dict[str, float]],
     pipes: list[dict[str, Any]],
+    cpu: list[dict[str, float]],
 ) -> dict[str, Any]:
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
     ratios = {
@@ -217,6 +226,9 @@ def _figures(
         "stages_ms": {k: round(v, 2) for k, v in last["stages_ms"].items()},
         "sinks_ms": {k: round(v, 2) for k, v in last["sinks_ms"].items()},
         "detections_per_frame": round(last["detections"] / max(last["frames"], 1), 2),
+        # process CPU per frame, medians over the runs: the stage alone, the pipeline, and what the CPU allows
+        "cpu_ms_per_frame": {k: round(statistics.median(c[k] for c in cpu), 2) for k in ("stage", "pipeline")},
+        "cpu_bound_fps": round(cores * 1000 / statistics.median(c["pipeline"] for c in cpu), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
@@ -227,7 +239,7 @@ def _table(*parts: Any) -> str:
         f"#{i + 1}: {r['raw_fps']:.1f} / {r['stage_fps']:.1f} / {r['pipeline_fps']:.1f}"
         for i, r in enumerate(f["runs"])
     )
-    m, r = f["median"], f["ratios"]
+    m, r, c = f["median"], f["ratios"], f["cpu_ms_per_frame"]
     threads = f" x {f['threads_per_worker']} thread(s)" if f["threads_per_worker"] else ""
     return "\n".join(
         [
@@ -247,6 +259,9 @@ def _table(*parts: Any) -> str:
             "sinks            "
             + (", ".join(f"{k} {v:.2f}" for k, v in f["sinks_ms"].items()) or "none")
             + " ms/frame (own threads)",
+            f"cpu              {c['pipeline']:.1f} ms/frame in the pipeline, {c['stage']:.1f} in the stage alone "
+            f"(+{c['pipeline'] - c['stage']:.1f} beyond the engine; all threads): {f['cores']} cores allow at most "
+            f"{f['cpu_bound_fps']:.1f} fps",
             f"peak RSS         {f['peak_rss_mb']:.1f} MB",
         ]
     )

@@ -140,6 +140,10 @@ def test_bench_reports_ratios_against_the_raw_engine(fast_seg_model: Path, bikes
     assert figures["ratios"]["pipeline_vs_raw"] == pytest.approx(sum(ratios) / 2, abs=0.002)  # median of two
     assert set(figures["stages_ms"]) == {"preprocess", "infer", "postprocess", "track", "handoff"}
     assert set(figures["sinks_ms"]) == {"jsonl", "video"} and figures["peak_rss_mb"] > 0
+    # the pipeline does the engine's work and more (decoding, masks, tracking, outputs): it costs more CPU a frame
+    cpu = figures["cpu_ms_per_frame"]
+    assert cpu["pipeline"] > cpu["stage"] > 0
+    assert figures["cpu_bound_fps"] == pytest.approx(figures["cores"] * 1000 / cpu["pipeline"], rel=0.01)
     assert figures["workers"] >= 1 and figures["batch_size"] == 1
     assert figures["baseline_engine"].startswith("onnxruntime")
 
